@@ -1,6 +1,7 @@
 """keras_convnets: the classic convnets of the ResNet and Inception papers for Keras 3."""
 
 from keras_convnets.layers import IdentityShortcut
+from keras_convnets.lesion import lesion, list_blocks
 from keras_convnets.profiler import ModelProfile, bottleneck_cost, profile
 from keras_convnets.registry import get_model, list_models, register_model
 from keras_convnets.resnet import (
