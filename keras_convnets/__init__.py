@@ -1,6 +1,9 @@
 """keras_convnets: the classic convnets of the ResNet and Inception papers for Keras 3."""
 
-from keras_convnets.layers import IdentityShortcut
+from keras_convnets.aux import AuxClassifierModel, strip_aux
+from keras_convnets.googlenet import GoogLeNet
+from keras_convnets.inception_v3 import InceptionV3
+from keras_convnets.layers import IdentityShortcut, LocalResponseNormalization
 from keras_convnets.lesion import lesion, list_blocks
 from keras_convnets.profiler import ModelProfile, bottleneck_cost, profile
 from keras_convnets.registry import get_model, list_models, register_model
