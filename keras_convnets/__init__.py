@@ -3,6 +3,7 @@
 from keras_convnets.aux import AuxClassifierModel, strip_aux
 from keras_convnets.googlenet import GoogLeNet
 from keras_convnets.inception_v3 import InceptionV3
+from keras_convnets.imagenet import decode_predictions, preprocess_input
 from keras_convnets.layers import IdentityShortcut, LocalResponseNormalization
 from keras_convnets.lesion import lesion, list_blocks
 from keras_convnets.profiler import ModelProfile, bottleneck_cost, profile

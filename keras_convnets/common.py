@@ -56,13 +56,22 @@ def check_head_arguments(
     pooling: Any,
     classes: Any,
     classifier_activation: Any,
+    imagenet: bool = False,
 ) -> None:
-    """The keras.applications arguments common to every builder."""
+    """The keras.applications arguments common to every builder.
+
+    `imagenet` says whether `weights="imagenet"` is available for the model being built.
+    """
     if not isinstance(include_top, bool):
         raise TypeError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
-    check_weights_argument(weights)
+    check_weights_argument(weights, imagenet=imagenet)
     check_choice("pooling", pooling, POOLING_OPTIONS)
     check_int("classes", classes, minimum=1)
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            'If using `weights="imagenet"` with `include_top=True`, `classes` should be 1000. '
+            f"Received: classes={classes}"
+        )
     if classifier_activation is not None:
         try:
             keras.activations.get(classifier_activation)
@@ -73,9 +82,17 @@ def check_head_arguments(
             ) from error
 
 
-def check_weights_argument(weights: Any) -> None:
+def check_weights_argument(weights: Any, *, imagenet: bool = False) -> None:
     if weights is None:
         return
+    if isinstance(weights, str) and weights == "imagenet":
+        if imagenet:
+            return
+        raise ValueError(
+            "`weights='imagenet'` is not available for this model: ImageNet weights exist for ResNet50, "
+            "ResNet101 and ResNet152 (keras.applications); torchvision checkpoints load with "
+            "`keras_convnets.weights.from_torchvision`. Received: weights='imagenet'"
+        )
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
             "`weights` must be None or the path of a weights file (`.weights.h5` or `.keras`). "

@@ -15,6 +15,7 @@ import keras
 from keras import layers
 
 from keras_convnets import common
+from keras_convnets import weights as pretrained_weights
 from keras_convnets.layers import IdentityShortcut
 from keras_convnets.registry import register_model
 
@@ -177,12 +178,18 @@ def build_resnet(
     kernel_regularizer: Any = None,
 ) -> keras.Model:
     """Build the residual (or plain) network described by `spec`. All checks come first."""
+    pretrained = None
+    if isinstance(weights, str) and weights == "imagenet":
+        pretrained = pretrained_weights.resnet_imagenet_name(
+            spec, residual=residual, shortcut=shortcut, stride_in=stride_in, bottleneck_width=bottleneck_width
+        )
     common.check_head_arguments(
         include_top=include_top,
         weights=weights,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        imagenet=pretrained is not None,
     )
     common.check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
     common.check_choice("stride_in", stride_in, STRIDE_OPTIONS)
@@ -236,7 +243,10 @@ def build_resnet(
         classifier_activation=classifier_activation,
         kernel_regularizer=regularizer,
     )
-    return common.build_model(inputs, x, name, weights, depth_hint=sum(spec.repeats) * 12)
+    model = common.build_model(inputs, x, name, None if pretrained else weights, depth_hint=sum(spec.repeats) * 12)
+    if pretrained:
+        pretrained_weights.load_imagenet(model, pretrained, include_top=include_top)
+    return model
 
 
 def ResNet(
