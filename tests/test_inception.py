@@ -236,8 +236,150 @@ def test_bad_arguments(builder, kwargs, match):
         builder(**kwargs)
 
 
+def test_googlenet_lrn_round_trip_safe_mode(tmp_path):
+    model = googlenet.GoogLeNet(norm="lrn", aux_logits=False, classes=3, input_shape=(32, 32, 3))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    path = tmp_path / "googlenet_lrn.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded.get_layer("conv2_norm"), LocalResponseNormalization)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_registered():
     assert {"googlenet", "inception_v3"} <= set(keras_convnets.list_models())
     assert keras_convnets.registry.get_builder("GoogLeNet") is googlenet.googlenet
     model = keras_convnets.get_model("googlenet", aux_logits=False, classes=4, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 4)
+
+
+# ---- Parity with torchvision's GoogLeNet, written out in plain torch.nn (torchvision does not import here). ----
+
+TORCH_UNITS = {"conv1_7x7": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3", "aux1_1x1": "aux1.conv",
+               "aux2_1x1": "aux2.conv"}
+TORCH_BRANCHES = {"1x1": "branch1", "3x3_reduce": "branch2.0", "3x3": "branch2.1", "5x5_reduce": "branch3.0",
+                  "5x5": "branch3.1", "pool_proj": "branch4.1"}
+
+
+def torch_unit(keras_unit: str) -> str:
+    """The torchvision state-dict prefix of a Keras conv unit (the scheme of googlenet.py's docstring)."""
+    if keras_unit in TORCH_UNITS:
+        return TORCH_UNITS[keras_unit]
+    module, branch = keras_unit.split("_", 1)
+    return f"{module}.{TORCH_BRANCHES[branch]}"
+
+
+def torch_googlenet(classes: int):
+    nn = pytest.importorskip("torch.nn")
+    torch = pytest.importorskip("torch")
+
+    class BasicConv2d(nn.Module):
+        def __init__(self, cin, cout, kernel, stride=1, padding=0):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+            self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.conv(x)))
+
+    class Inception(nn.Module):
+        def __init__(self, cin, spec):
+            super().__init__()
+            self.branch1 = BasicConv2d(cin, spec.n1x1, 1)
+            self.branch2 = nn.Sequential(BasicConv2d(cin, spec.n3x3_reduce, 1), BasicConv2d(spec.n3x3_reduce, spec.n3x3, 3, padding=1))
+            self.branch3 = nn.Sequential(BasicConv2d(cin, spec.n5x5_reduce, 1), BasicConv2d(spec.n5x5_reduce, spec.n5x5, 3, padding=1))
+            self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(cin, spec.pool_proj, 1))
+
+        def forward(self, x):
+            return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+    class InceptionAux(nn.Module):
+        def __init__(self, cin):
+            super().__init__()
+            self.conv = BasicConv2d(cin, 128, 1)
+            self.fc1 = nn.Linear(2048, 1024)
+            self.fc2 = nn.Linear(1024, classes)
+
+        def forward(self, x):
+            x = torch.flatten(self.conv(nn.functional.adaptive_avg_pool2d(x, (4, 4))), 1)
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    class GoogLeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
+            self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+            self.conv2 = BasicConv2d(64, 64, 1)
+            self.conv3 = BasicConv2d(64, 192, 3, padding=1)
+            self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+            cin = 192
+            for spec in googlenet.INCEPTION_TABLE:
+                setattr(self, f"inception{spec.name}", Inception(cin, spec))
+                cin = spec.out_channels
+            self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+            self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+            self.aux1 = InceptionAux(512)
+            self.aux2 = InceptionAux(528)
+            self.fc = nn.Linear(1024, classes)
+
+        def forward(self, x):
+            x = self.maxpool1(self.conv1(x))
+            x = self.maxpool2(self.conv3(self.conv2(x)))
+            x = self.inception3b(self.inception3a(x))
+            x = self.inception4a(self.maxpool3(x))
+            aux1 = self.aux1(x)
+            x = self.inception4d(self.inception4c(self.inception4b(x)))
+            aux2 = self.aux2(x)
+            x = self.maxpool4(self.inception4e(x))
+            x = self.inception5b(self.inception5a(x))
+            return {"predictions": self.fc(torch.flatten(x.mean((2, 3)), 1)), "aux1": aux1, "aux2": aux2}
+
+    return GoogLeNet()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [97])  # odd: exercises ceil-mode pooling; aux pools 6x6 -> 4x4 adaptively
+def test_googlenet_torchvision_variant_matches_torch(size):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    reference = torch_googlenet(classes=5).eval()
+    state = reference.state_dict()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for key, value in state.items():
+            if key.endswith("running_mean"):
+                value.uniform_(-0.2, 0.2)
+            elif key.endswith("running_var"):
+                value.uniform_(0.5, 1.5)
+            elif key.endswith("bn.weight"):
+                value.uniform_(0.5, 1.5)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == (
+        13_004_888 - 1000 * 1025 * 3 + 5 * 1025 * 3
+    )
+    model = googlenet.GoogLeNet(variant="torchvision", classes=5, classifier_activation=None,
+                                input_shape=(size, size, 3))
+    copied = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            prefix = torch_unit(layer.name[: -len("_conv")])
+            layer.kernel.assign(state[f"{prefix}.conv.weight"].numpy().transpose(2, 3, 1, 0))
+            copied.add(f"{prefix}.conv.weight")
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            prefix = torch_unit(layer.name[: -len("_bn")]) + ".bn"
+            names = ("weight", "bias", "running_mean", "running_var")
+            layer.set_weights([state[f"{prefix}.{n}"].numpy() for n in names])
+            copied.update(f"{prefix}.{n}" for n in names)
+        elif isinstance(layer, keras.layers.Dense):
+            prefix = {"predictions": "fc", "aux1": "aux1.fc2", "aux2": "aux2.fc2"}.get(layer.name)
+            prefix = prefix or layer.name.replace("_fc1", ".fc1")
+            kernel = state[f"{prefix}.weight"].numpy().T
+            if prefix.endswith("fc1"):  # torch flattens (channel, row, column); Keras (row, column, channel)
+                kernel = kernel.reshape(128, 4, 4, 1024).transpose(1, 2, 0, 3).reshape(2048, 1024)
+            layer.set_weights([kernel, state[f"{prefix}.bias"].numpy()])
+            copied.update([f"{prefix}.weight", f"{prefix}.bias"])
+    assert copied == {k for k in state if not k.endswith("num_batches_tracked")}
+    images = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2)))
+    got = model(images, training=False)
+    for key in ("predictions", "aux1", "aux2"):
+        np.testing.assert_allclose(np.asarray(got[key]), expected[key].numpy(), rtol=1e-3, atol=1e-4)
