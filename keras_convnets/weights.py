@@ -80,29 +80,22 @@ def _model_key(model_name: Any, allowed: tuple[str, ...], source: str) -> str:
 # ResNet options that a weight set fixes
 
 
-def check_resnet_options(
-    source: str,
-    *,
-    stride_in_required: str,
-    residual: bool = True,
-    shortcut: str = "B",
-    stride_in: str = "1x1",
-    bottleneck_width: Any = None,
-    **_: Any,
-) -> None:
-    """Refuse ResNet options that change the architecture a weight set was trained with."""
-    fixed = (
-        ("residual", residual, True),
-        ("shortcut", shortcut, "B"),
-        ("stride_in", stride_in, stride_in_required),
-        ("bottleneck_width", bottleneck_width, None),
-    )
-    for argument, value, required in fixed:
-        if value != required:
+def resnet_architecture(stride_in: str) -> dict[str, Any]:
+    """The ResNet builder options of a weight set: projection shortcuts "B", full bottleneck widths,
+    and the stride in the 1x1 (keras.applications) or in the 3x3 (torchvision)."""
+    return {"residual": True, "shortcut": "B", "stride_in": stride_in, "bottleneck_width": None}
+
+
+def fix_builder_options(source: str, required: Mapping[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """`options` with the builder arguments a weight set fixes filled in; a conflicting value is refused."""
+    for argument, value in required.items():
+        received = options.setdefault(argument, value)
+        if received != value:
             raise ValueError(
-                f"{source} weights need `{argument}={required!r}` (the architecture they were trained with). "
-                f"Received: {argument}={value!r}"
+                f"{source} weights need `{argument}={value!r}` (the architecture they were trained with). "
+                f"Received: {argument}={received!r}"
             )
+    return options
 
 
 def resnet_imagenet_name(spec: Any, **options: Any) -> str:
@@ -118,7 +111,7 @@ def resnet_imagenet_name(spec: Any, **options: Any) -> str:
             "weights); other models can load torchvision checkpoints with "
             "`keras_convnets.weights.from_torchvision`. Received: weights='imagenet'"
         )
-    check_resnet_options("keras.applications ImageNet", stride_in_required="1x1", **options)
+    fix_builder_options("keras.applications ImageNet", resnet_architecture("1x1"), options)
     return name
 
 
@@ -270,7 +263,7 @@ def from_keras_applications(source: Any, model_name: str, **builder_kwargs: Any)
     if "weights" in builder_kwargs:
         raise TypeError("`weights` is not an argument of `from_keras_applications`: the weights come from `source`.")
     builder_kwargs.setdefault("bn_epsilon", KERAS_APPLICATIONS_BN_EPSILON)
-    check_resnet_options("keras.applications", stride_in_required="1x1", **builder_kwargs)
+    fix_builder_options("keras.applications", resnet_architecture("1x1"), builder_kwargs)
     reference = _keras_source_model(source, key)  # a bad file fails before our model is built
     model = get_builder(key)(**builder_kwargs)
     return load_keras_applications(model, reference, key)
@@ -447,20 +440,75 @@ def _resnet_torch_name(name: str) -> str | None:
     return prefix + f"{kind}{index}"
 
 
+def _unit_layer(name: str, units: Callable[[str], str | None]) -> str | None:
+    """`{unit}_conv` -> `{module}.conv`, `{unit}_bn` -> `{module}.bn` (torchvision's BasicConv2d);
+    other layers (dense heads) map whole."""
+    match = re.fullmatch(r"(.+)_(conv|bn)", name)
+    if match is not None:
+        module = units(match.group(1))
+        if module is not None:
+            return f"{module}.{match.group(2)}"
+    return units(name)
+
+
+def _googlenet_unit(unit: str) -> str | None:
+    """Our GoogLeNet unit names (`keras_convnets.googlenet`) -> torchvision's `googlenet` modules."""
+    fixed = {"conv1_7x7": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3", "predictions": "fc"}
+    if unit in fixed:
+        return fixed[unit]
+    branches = {"1x1": "branch1", "3x3_reduce": "branch2.0", "3x3": "branch2.1", "5x5_reduce": "branch3.0",
+                "5x5": "branch3.1", "pool_proj": "branch4.1"}
+    match = re.fullmatch(r"inception(\d[a-e])_(.+)", unit)
+    if match is not None and match.group(2) in branches:
+        return f"inception{match.group(1)}.{branches[match.group(2)]}"
+    match = re.fullmatch(r"(aux[12])(_1x1|_fc1)?", unit)
+    if match is not None:
+        return match.group(1) + {"_1x1": ".conv", "_fc1": ".fc1", None: ".fc2"}[match.group(2)]
+    return None
+
+
+def _inception_v3_unit(unit: str) -> str | None:
+    """Our Inception v3 unit names (`keras_convnets.inception_v3`) -> torchvision's `inception_v3` modules."""
+    fixed = {"aux1_conv0": "AuxLogits.conv0", "aux1_conv1": "AuxLogits.conv1", "aux1": "AuxLogits.fc",
+             "predictions": "fc"}
+    if unit in fixed:
+        return fixed[unit]
+    match = re.fullmatch(r"conv(\d[a-b]_\dx\d)", unit)
+    if match is not None:
+        return f"Conv2d_{match.group(1)}"
+    match = re.fullmatch(r"mixed(\d[a-e])_(.+)", unit)
+    if match is not None:
+        branch = "branch_pool" if match.group(2) == "pool_proj" else f"branch{match.group(2)}"
+        return f"Mixed_{match.group(1)}.{branch}"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class TorchvisionFamily:
     """How one torchvision architecture maps onto one of our builders."""
 
     torch_name: Callable[[str], str | None]  # our layer name -> torchvision module name
     bn_epsilon: float  # torchvision's batch-norm epsilon (not stored in state dicts)
-    builder_defaults: Mapping[str, Any]  # builder arguments that make our net torchvision's
+    required: Mapping[str, Any]  # builder arguments that make our net torchvision's
+    defaults: Mapping[str, Any]  # builder defaults for loading (changeable)
     optional_prefixes: tuple[str, ...]  # heads a state dict may carry that our model may leave out
     preprocessing: str  # `preprocess_input` mode matching the pretrained weights
 
 
 def _torchvision_families() -> dict[str, TorchvisionFamily]:
-    resnet = TorchvisionFamily(_resnet_torch_name, 1e-5, {"stride_in": "3x3"}, ("fc.",), "torch")
-    return {name: resnet for name in TORCHVISION_RESNETS}
+    resnet = TorchvisionFamily(_resnet_torch_name, 1e-5, resnet_architecture("3x3"), {}, ("fc.",), "torch")
+    googlenet = TorchvisionFamily(
+        lambda name: _unit_layer(name, _googlenet_unit),
+        1e-3,
+        {"variant": "torchvision", "norm": "batch", "reduction_scale": 1.0},
+        {"dropout": 0.2, "aux_logits": False},
+        ("fc.", "aux1.", "aux2."),
+        "tf",
+    )
+    inception_v3 = TorchvisionFamily(
+        lambda name: _unit_layer(name, _inception_v3_unit), 1e-3, {}, {"aux_logits": False}, ("fc.", "AuxLogits."), "tf"
+    )
+    return {**{name: resnet for name in TORCHVISION_RESNETS}, "googlenet": googlenet, "inception_v3": inception_v3}
 
 
 def _torch_shape(variable_shape: tuple[int, ...], role: str, kind: str) -> tuple[int, ...]:
@@ -568,10 +616,9 @@ def from_torchvision(state_dict_or_path: Any, model_name: str, **builder_kwargs:
     family = _torchvision_families()[key]
     if "weights" in builder_kwargs:
         raise TypeError("`weights` is not an argument of `from_torchvision`: the weights come from the state dict.")
-    for argument, value in family.builder_defaults.items():
+    for argument, value in family.defaults.items():
         builder_kwargs.setdefault(argument, value)
-    if key in TORCHVISION_RESNETS:
-        check_resnet_options("torchvision", stride_in_required="3x3", **builder_kwargs)
+    fix_builder_options("torchvision", family.required, builder_kwargs)
     model = get_builder(key)(**builder_kwargs)
     return load_torchvision(model, state_dict_or_path, key)
 
