@@ -382,4 +382,179 @@ def test_googlenet_torchvision_variant_matches_torch(size):
         expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2)))
     got = model(images, training=False)
     for key in ("predictions", "aux1", "aux2"):
+        assert np.abs(expected[key].numpy()).max() > 1e-2  # not a vacuous comparison of near-zero logits
+        np.testing.assert_allclose(np.asarray(got[key]), expected[key].numpy(), rtol=1e-3, atol=1e-4)
+
+
+def torch_inception_v3(classes: int):
+    """torchvision's Inception3 (with AuxLogits) in plain torch.nn, returning both heads in eval mode."""
+    nn = pytest.importorskip("torch.nn")
+    torch = pytest.importorskip("torch")
+    F = nn.functional
+
+    class BasicConv2d(nn.Module):
+        def __init__(self, cin, cout, kernel, stride=1, padding=0):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
+            self.bn = nn.BatchNorm2d(cout, eps=0.001)
+
+        def forward(self, x):
+            return torch.relu(self.bn(self.conv(x)))
+
+    class Block(nn.Module):
+        def __init__(self, units):
+            super().__init__()
+            for name, *args in units:
+                setattr(self, f"branch{name}", BasicConv2d(*args))
+
+        def run(self, x, *names):
+            for name in names:
+                x = getattr(self, f"branch{name}")(x)
+            return x
+
+        def pool(self, x):
+            return self.run(F.avg_pool2d(x, 3, stride=1, padding=1), "_pool")
+
+    class A(Block):
+        def __init__(self, cin, pf):
+            super().__init__([("1x1", cin, 64, 1), ("5x5_1", cin, 48, 1), ("5x5_2", 48, 64, 5, 1, 2),
+                              ("3x3dbl_1", cin, 64, 1), ("3x3dbl_2", 64, 96, 3, 1, 1), ("3x3dbl_3", 96, 96, 3, 1, 1),
+                              ("_pool", cin, pf, 1)])
+
+        def forward(self, x):
+            return torch.cat([self.run(x, "1x1"), self.run(x, "5x5_1", "5x5_2"),
+                              self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"), self.pool(x)], 1)
+
+    class B(Block):
+        def __init__(self, cin):
+            super().__init__([("3x3", cin, 384, 3, 2), ("3x3dbl_1", cin, 64, 1), ("3x3dbl_2", 64, 96, 3, 1, 1),
+                              ("3x3dbl_3", 96, 96, 3, 2)])
+
+        def forward(self, x):
+            return torch.cat([self.run(x, "3x3"), self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"),
+                              F.max_pool2d(x, 3, stride=2)], 1)
+
+    class C(Block):
+        def __init__(self, cin, c7):
+            h, v = ((1, 7), (0, 3)), ((7, 1), (3, 0))
+            super().__init__([("1x1", cin, 192, 1), ("7x7_1", cin, c7, 1), ("7x7_2", c7, c7, h[0], 1, h[1]),
+                              ("7x7_3", c7, 192, v[0], 1, v[1]), ("7x7dbl_1", cin, c7, 1),
+                              ("7x7dbl_2", c7, c7, v[0], 1, v[1]), ("7x7dbl_3", c7, c7, h[0], 1, h[1]),
+                              ("7x7dbl_4", c7, c7, v[0], 1, v[1]), ("7x7dbl_5", c7, 192, h[0], 1, h[1]),
+                              ("_pool", cin, 192, 1)])
+
+        def forward(self, x):
+            return torch.cat([self.run(x, "1x1"), self.run(x, "7x7_1", "7x7_2", "7x7_3"),
+                              self.run(x, *(f"7x7dbl_{i}" for i in range(1, 6))), self.pool(x)], 1)
+
+    class D(Block):
+        def __init__(self, cin):
+            super().__init__([("3x3_1", cin, 192, 1), ("3x3_2", 192, 320, 3, 2), ("7x7x3_1", cin, 192, 1),
+                              ("7x7x3_2", 192, 192, (1, 7), 1, (0, 3)), ("7x7x3_3", 192, 192, (7, 1), 1, (3, 0)),
+                              ("7x7x3_4", 192, 192, 3, 2)])
+
+        def forward(self, x):
+            return torch.cat([self.run(x, "3x3_1", "3x3_2"), self.run(x, *(f"7x7x3_{i}" for i in range(1, 5))),
+                              F.max_pool2d(x, 3, stride=2)], 1)
+
+    class E(Block):
+        def __init__(self, cin):
+            super().__init__([("1x1", cin, 320, 1), ("3x3_1", cin, 384, 1), ("3x3_2a", 384, 384, (1, 3), 1, (0, 1)),
+                              ("3x3_2b", 384, 384, (3, 1), 1, (1, 0)), ("3x3dbl_1", cin, 448, 1),
+                              ("3x3dbl_2", 448, 384, 3, 1, 1), ("3x3dbl_3a", 384, 384, (1, 3), 1, (0, 1)),
+                              ("3x3dbl_3b", 384, 384, (3, 1), 1, (1, 0)), ("_pool", cin, 192, 1)])
+
+        def forward(self, x):
+            b3 = self.run(x, "3x3_1")
+            bd = self.run(x, "3x3dbl_1", "3x3dbl_2")
+            return torch.cat([self.run(x, "1x1"), self.run(b3, "3x3_2a"), self.run(b3, "3x3_2b"),
+                              self.run(bd, "3x3dbl_3a"), self.run(bd, "3x3dbl_3b"), self.pool(x)], 1)
+
+    class Aux(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv0 = BasicConv2d(768, 128, 1)
+            self.conv1 = BasicConv2d(128, 768, 5)
+            self.fc = nn.Linear(768, classes)
+
+        def forward(self, x):
+            x = self.conv1(self.conv0(F.avg_pool2d(x, 5, stride=3)))
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, (1, 1)), 1))
+
+    class Inception3(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
+            self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
+            self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
+            self.Conv2d_3b_1x1 = BasicConv2d(64, 80, 1)
+            self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
+            self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = A(192, 32), A(256, 64), A(288, 64)
+            self.Mixed_6a = B(288)
+            self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e = C(768, 128), C(768, 160), C(768, 160), C(768, 192)
+            self.AuxLogits = Aux()
+            self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = D(768), E(1280), E(2048)
+            self.fc = nn.Linear(2048, classes)
+
+        def forward(self, x):
+            x = F.max_pool2d(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))), 3, stride=2)
+            x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), 3, stride=2)
+            for name in ("5b", "5c", "5d", "6a", "6b", "6c", "6d", "6e"):
+                x = getattr(self, f"Mixed_{name}")(x)
+            aux = self.AuxLogits(x)
+            for name in ("7a", "7b", "7c"):
+                x = getattr(self, f"Mixed_{name}")(x)
+            return {"predictions": self.fc(x.mean((2, 3))), "aux1": aux}
+
+    return Inception3()
+
+
+def torch_v3_unit(keras_unit: str) -> str:
+    """The torchvision state-dict prefix of an Inception v3 conv unit (see inception_v3.py's docstring)."""
+    module, branch = keras_unit.split("_", 1)
+    if module.startswith("conv"):
+        return f"Conv2d_{module[4:]}_{branch}"
+    if module == "aux1":
+        return f"AuxLogits.{branch}"
+    return f"Mixed_{module[5:]}.branch{'_pool' if branch == 'pool_proj' else branch}"
+
+
+@pytest.mark.slow
+def test_inception_v3_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    reference = torch_inception_v3(classes=5).eval()
+    state = reference.state_dict()
+    with torch.no_grad():
+        for key, value in state.items():
+            if key.endswith("running_mean"):
+                value.uniform_(-0.2, 0.2)
+            elif key.endswith(("running_var", "bn.weight")):
+                value.uniform_(0.5, 1.5)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == (
+        27_161_264 - 2049 * 995 - 769 * 995
+    )
+    model = inception_v3.InceptionV3(classes=5, classifier_activation=None)
+    copied = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            prefix = torch_v3_unit(layer.name[: -len("_conv")])
+            layer.kernel.assign(state[f"{prefix}.conv.weight"].numpy().transpose(2, 3, 1, 0))
+            copied.add(f"{prefix}.conv.weight")
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            prefix = torch_v3_unit(layer.name[: -len("_bn")]) + ".bn"
+            names = ("weight", "bias", "running_mean", "running_var")
+            layer.set_weights([state[f"{prefix}.{n}"].numpy() for n in names])
+            copied.update(f"{prefix}.{n}" for n in names)
+        elif isinstance(layer, keras.layers.Dense):
+            prefix = {"predictions": "fc", "aux1": "AuxLogits.fc"}[layer.name]
+            layer.set_weights([state[f"{prefix}.weight"].numpy().T, state[f"{prefix}.bias"].numpy()])
+            copied.update([f"{prefix}.weight", f"{prefix}.bias"])
+    assert copied == {k for k in state if not k.endswith("num_batches_tracked")}
+    images = np.random.default_rng(0).uniform(-1, 1, (1, 299, 299, 3)).astype("float32")
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(images.transpose(0, 3, 1, 2)))
+    got = model(images, training=False)
+    for key in ("predictions", "aux1"):
+        assert np.abs(expected[key].numpy()).max() > 1e-2  # not a vacuous comparison of near-zero logits
         np.testing.assert_allclose(np.asarray(got[key]), expected[key].numpy(), rtol=1e-3, atol=1e-4)
