@@ -104,6 +104,10 @@ def test_keras_applications_live_model_and_files_give_the_same_outputs(tmp_path)
     assert ours.get_layer("conv1_bn").epsilon == 1e-5
     assert _max_diff(ours(x, training=False), expected) < TOLERANCE
 
+    # Another architecture (here: another head) is refused naming the layer and both shapes.
+    with pytest.raises(ValueError, match=r"'predictions' `kernel` has shape \(2048, 1000\).*\(2048, 10\)"):
+        pretrained.from_keras_applications(reference, "resnet50", classes=10, input_shape=(SIZE, SIZE, 3))
+
 
 @pytest.mark.xdist_group("keras_applications")
 def test_weights_imagenet_loads_the_no_top_file_through_get_file(tmp_path, monkeypatch):
@@ -178,6 +182,7 @@ def test_unreadable_weights_file_is_refused(tmp_path):
     "build, match",
     [
         (lambda: keras_convnets.VGG16(weights="imagenet"), "`weights='imagenet'` is not available for this model"),
+        (lambda: keras_convnets.GoogLeNet(weights="imagenet"), "`weights='imagenet'` is not available for this model"),
         (lambda: keras_convnets.ResNet18(weights="imagenet"), "available for ResNet50, ResNet101 and ResNet152"),
         (lambda: keras_convnets.ResNet20(weights="imagenet"), "available for ResNet50, ResNet101 and ResNet152"),
         (lambda: keras_convnets.ResNet50(weights="imagenet", stride_in="3x3"), "need `stride_in='1x1'`"),
