@@ -6,6 +6,7 @@ from keras_convnets.inception_v3 import InceptionV3
 from keras_convnets.imagenet import decode_predictions, preprocess_input
 from keras_convnets.layers import IdentityShortcut, LocalResponseNormalization
 from keras_convnets.lesion import lesion, list_blocks
+from keras_convnets import losses, schedules  # registered serializable (runs' model.keras need them)
 from keras_convnets.profiler import ModelProfile, bottleneck_cost, profile
 from keras_convnets.registry import get_model, list_models, register_model
 from keras_convnets.resnet import (
@@ -31,5 +32,6 @@ from keras_convnets.resnet import (
     ResNet1202,
 )
 from keras_convnets.vgg import VGG, VGG11, VGG13, VGG16, VGG19
+from keras_convnets.trainer import TrainResult, train
 
 __version__ = "0.1.0"
