@@ -12,6 +12,11 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("training.models", "list the registered models with parameters and MACs"),
     "profile": ("training.profile", "print a model's parameters and MACs per stage or per layer"),
+    "experiment": ("training.experiment", "run one of the papers' experiments and write its report"),
+    "train": ("training.train", "train a model with its paper's recipe (default: ResNet-20 on the embedded digits)"),
+    "export": ("training.export", "export a run to SavedModel, TFLite and .keras, checked against Keras"),
+    "predict": ("training.predict", "top-k classes of images from an exported model"),
+    "tune": ("training.tune", "search bottleneck widths with keras-tuner within a MACs/parameter budget"),
 }
 
 

@@ -1,0 +1,77 @@
+"""Export a training run (or a `.keras` file) to SavedModel, TFLite and `.keras`, each checked against the
+Keras model, with labels and a model card, under saved_models/<name>/."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+QUANTIZE_CHOICES = ("float32", "float16", "dynamic", "int8")
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="RUN_DIR_OR_MODEL", help="a run directory (with model.keras) or a .keras file")
+    parser.add_argument("--format", default="saved_model,tflite,keras",
+                        help="comma-separated: saved_model, tflite, keras (default: all three)")
+    parser.add_argument("--quantize", default="float32",
+                        help="comma-separated TFLite variants, one file each: float32, float16, dynamic, int8 "
+                             "(default: float32)")
+    parser.add_argument("--int8-io", default="uint8", choices=("uint8", "int8", "float32"),
+                        help="input/output type of the int8 file (default: uint8)")
+    parser.add_argument("--output", default=None, help="destination directory (default: saved_models/<name>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    parser.add_argument("--representative-dir", default=None,
+                        help="images to calibrate int8 (a quarter held out to check agreement); default: the "
+                             "run's dataset if it is on disk")
+    parser.add_argument("--representative-count", type=int, default=200, help="images to read (default: 200)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from keras_convnets import export
+
+    formats = _csv(args.format)
+    for value in formats:
+        if value not in export.FORMATS:
+            raise ValueError(f"`--format` entries must be among {', '.join(export.FORMATS)}. Received: {value!r}")
+    quantize = _csv(args.quantize)
+    for value in quantize:
+        if value not in QUANTIZE_CHOICES:
+            raise ValueError(f"`--quantize` entries must be among {', '.join(QUANTIZE_CHOICES)}. Received: {value!r}")
+    if args.representative_count < 2:
+        raise ValueError(f"`--representative-count` must be at least 2. Received: {args.representative_count}")
+    run_info = export.load_run(args.source)
+    output = args.output or os.path.join("saved_models", run_info.name)
+    export.check_destination(os.path.abspath(output), args.overwrite)
+    shape = export.check_input_size(run_info.model)
+    representative = None
+    if args.representative_dir:
+        representative = export.directory_images(args.representative_dir, shape, count=args.representative_count)
+    elif "int8" in quantize and "tflite" in formats:
+        dataset = run_info.info.get("dataset") or run_info.metrics.get("dataset")
+        if not dataset:
+            raise ValueError(
+                "`--quantize int8` needs representative images: pass `--representative-dir DIR` (the run "
+                "directory records no dataset)."
+            )
+        representative = export.dataset_images(dataset, shape, count=args.representative_count,
+                                               data_dir=run_info.info.get("data_dir"))
+    card = export.export_bundle(
+        run_info,
+        output,
+        formats=formats,
+        quantizations=[None if q == "float32" else q for q in quantize],
+        representative_data=representative,
+        int8_io=None if args.int8_io == "float32" else args.int8_io,
+        overwrite=args.overwrite,
+    )
+    print(f"exported {card['architecture']} to {output}")
+    for name, size in card["files"].items():
+        print(f"  {name:<24} {size:>12,} bytes")
+    for name, parity in card["parity"].items():
+        print(f"  parity {name:<16} max|dp| {parity['max_abs_diff']:.3g}  top-1 agreement "
+              f"{parity['top1_agreement']:.2%} on {parity['images']} images ({parity['criterion']})")
+    return 0

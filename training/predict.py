@@ -1,0 +1,27 @@
+"""Top-k classes of images from an exported model: an export directory (saved_models/<name>), a SavedModel
+directory or a .tflite file. Images are decoded and resized to the model's input size."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="saved_models/<name>, a SavedModel directory or a .tflite file")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF or BMP files")
+    parser.add_argument("--top-k", type=int, default=5, help="classes to print per image (default: 5)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from keras_convnets import export
+
+    if args.top_k < 1:
+        raise ValueError(f"`--top-k` must be at least 1. Received: {args.top_k}")
+    predictor = export.Predictor(args.model)
+    results = predictor.predict_files(args.images, k=args.top_k)
+    for path, top in zip(args.images, results):
+        print(path)
+        width = max(len(name) for name, _ in top)
+        for rank, (name, probability) in enumerate(top, 1):
+            print(f"  {rank}. {name:<{width}}  {probability:.4f}")
+    return 0
