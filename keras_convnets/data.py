@@ -104,7 +104,7 @@ def load_digits(image_size: int = 32) -> ImageData:
         labels=[str(i) for i in range(10)],
         image_size=image_size,
         horizontal_flip=False,
-        suggested_epochs=30,
+        suggested_epochs=15,
         suggested_batch_size=64,
         train_arrays=(images[train], labels[train]),
     )
@@ -238,7 +238,7 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None) -> ImageD
     info = builder.info
     if not info.supervised_keys or "label" not in info.features:
         raise ValueError(f"`dataset` must be an image-classification dataset with labels. Received: dataset={name!r}")
-    split_names = list(info.splits.keys())
+    split_names = list(info.splits.keys()) or ["train", "test"]  # no split metadata (e.g. under tfds mocking)
     if "train" not in split_names:
         raise ValueError(f"Dataset {name!r} has no 'train' split (it has {split_names}).")
     test_split = next((s for s in ("validation", "test") if s in split_names), None)
@@ -251,6 +251,8 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None) -> ImageD
         count = int(ds.cardinality())
         if count < 0:
             count = info.splits[which].num_examples
+        if count <= 0:
+            raise ValueError(f"The {which!r} split of dataset {name!r} is empty.")
         ds = ds.map(lambda x, y: (tf.cast(x, tf.uint8), tf.cast(y, tf.int32)), num_parallel_calls=AUTOTUNE)
         return ds, count
 

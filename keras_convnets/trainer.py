@@ -1,6 +1,6 @@
 """`train`: a registered model, a dataset and a recipe in, a trained model and its run directory out.
 
-    result = keras_convnets.train("resnet20", "digits", epochs=30, output_dir="runs/resnet20-digits")
+    result = keras_convnets.train("resnet20", "digits", epochs=15, output_dir="runs/resnet20-digits")
     print(result.metrics["test_accuracy"])
 
 The model is built and compiled inside the `tf.distribute` strategy's scope. With an `output_dir` the run is
@@ -222,7 +222,7 @@ def train(
     split.
 
     Defaults: `batch_size` is the dataset's suggestion (digits: 64) or the recipe's; `epochs` the dataset's
-    suggestion (digits: 30) or the recipe's length; `image_size` the dataset's for CIFAR-recipe models, else the
+    suggestion (digits: 15) or the recipe's length; `image_size` the dataset's for CIFAR-recipe models, else the
     recipe's (224, or 299 for Inception v3). `batch_size` is global: it is split over the replicas.
     `mixed_precision` and `jit_compile` take "auto" (see `resolve_mixed_precision`, `resolve_jit_compile`).
     `output_dir` makes the run resumable and writes the run directory; `export_dir` also exports the model.
@@ -384,7 +384,7 @@ def train(
             say("TensorBoard is not installed: no logs/ (pip install tensorboard).")
     fit_callbacks += list(callbacks or [])
     if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 2
+        verbose = 1 if sys.stdout.isatty() else 0  # progress bars in a terminal; the epoch lines everywhere
     if initial_epoch < epochs:
         net.fit(
             train_ds,
@@ -394,6 +394,7 @@ def train(
             validation_data=eval_ds,
             callbacks=fit_callbacks,
             verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, reproducibly
         )
     scores = net.evaluate(eval_ds, verbose=0, return_dict=True)
     history = recorder.history

@@ -1,0 +1,177 @@
+"""Data sources and pipelines: the embedded digits, image folders, tensorflow-datasets (mocked), augmentation,
+and the reproducibility that resuming relies on."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_convnets import data
+from keras_convnets.preprocessing import Preprocessing
+
+
+def tiny(n_train=48, n_test=16, size=16) -> data.ImageData:
+    digits = data.load_digits(image_size=size)
+    images, labels = digits.train_arrays
+    return data.ImageData(
+        name="tiny",
+        train=tf.data.Dataset.from_tensor_slices((images[:n_train], labels[:n_train])),
+        test=digits.test.take(n_test),
+        num_train=n_train,
+        num_test=n_test,
+        labels=digits.labels,
+        image_size=size,
+        horizontal_flip=False,
+        train_arrays=(images[:n_train], labels[:n_train]),
+    )
+
+
+def test_digits_are_raw_pixels_split_80_20():
+    digits = data.load_dataset("digits")
+    assert (digits.num_train, digits.num_test, digits.num_classes) == (1438, 359, 10)
+    images, labels = digits.train_arrays
+    assert images.shape == (1438, 32, 32, 3) and images.dtype == np.uint8
+    assert images.min() == 0 and images.max() == 255
+    assert np.array_equal(images[..., 0], images[..., 2])  # grey in 3 channels
+    assert sorted(set(labels.tolist())) == list(range(10))
+    again = data.load_digits()
+    assert np.array_equal(again.train_arrays[1], labels)  # a fixed split
+    test_images = np.concatenate([x[None] for x, _ in digits.test.as_numpy_iterator()])
+    assert test_images.shape == (359, 32, 32, 3)
+
+
+def test_crop_flip_is_a_padded_translation():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 255, size=(6, 8, 8, 3)).astype("float32")
+    out = data.crop_flip_batch(images, [1, 2], flip=False).numpy()
+    padded = np.pad(images, [(0, 0), (4, 4), (4, 4), (0, 0)])
+    for original, crop in zip(padded, out):
+        matches = [
+            (dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(original[dy : dy + 8, dx : dx + 8], crop)
+        ]
+        assert matches
+    assert np.array_equal(out, data.crop_flip_batch(images, [1, 2], flip=False).numpy())  # stateless
+    assert not np.array_equal(out, data.crop_flip_batch(images, [1, 3], flip=False).numpy())
+    flipped = data.crop_flip_batch(images, [5, 5], pad=0, flip=True).numpy()
+    for original, result in zip(images, flipped):
+        assert np.array_equal(result, original) or np.array_equal(result, original[:, ::-1])
+    assert np.array_equal(data.crop_flip_batch(images, [5, 5], pad=0, flip=False).numpy(), images)
+
+
+def test_train_pipeline_epochs_depend_only_on_seed_and_epoch():
+    d = tiny()
+    full = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3).as_numpy_iterator())
+    assert len(full) == 9  # 3 epochs x 3 full batches
+    assert full[0][0].shape == (16, 16, 16, 3) and full[0][1].dtype == np.int32
+    resumed = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3, initial_epoch=2).as_numpy_iterator())
+    assert len(resumed) == 3
+    for (x1, y1), (x2, y2) in zip(full[6:], resumed):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    # each epoch is a permutation of the training set; epochs differ
+    epoch_labels = [np.concatenate([y for _, y in full[3 * e : 3 * e + 3]]) for e in range(3)]
+    assert sorted(epoch_labels[0].tolist()) == sorted(d.train_arrays[1].tolist())
+    assert not np.array_equal(epoch_labels[0], epoch_labels[1])
+    other_seed = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=4, epochs=1).as_numpy_iterator())
+    assert not np.array_equal(other_seed[0][1], full[0][1])
+
+
+def test_steps_per_epoch_and_batch_checks():
+    d = tiny()
+    batches = list(data.train_pipeline(d, batch_size=16, image_size=16, epochs=2, steps_per_epoch=5).as_numpy_iterator())
+    assert len(batches) == 10
+    with pytest.raises(ValueError, match="batch_size"):
+        data.steps_per_epoch_for(48, 64)
+
+
+def test_preprocessing_is_measured_and_applied():
+    d = tiny()
+    prep = data.compute_preprocessing("mean_image", d, image_size=16)
+    np.testing.assert_allclose(prep.mean, d.train_arrays[0].astype("float64").mean(axis=0), rtol=1e-5, atol=1e-4)
+    rgb = data.compute_preprocessing("mean_rgb", d, image_size=16)
+    assert rgb.mean.shape == (3,)
+    assert data.compute_preprocessing("inception", d, image_size=16).mode == "inception"
+    batches = list(data.eval_pipeline(d, batch_size=8, image_size=16, split="train", preprocessing=prep).as_numpy_iterator())
+    images = np.concatenate([x for x, _ in batches])
+    assert images.shape == (48, 16, 16, 3)
+    np.testing.assert_allclose(images.mean(axis=0), 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("augmentation", ["scale", "inception"])
+def test_imagenet_style_augmentations_give_fixed_size_crops(augmentation):
+    d = tiny(size=16)
+    ds = data.train_pipeline(d, batch_size=8, image_size=12, augmentation=augmentation, epochs=1, preprocessing=Preprocessing.inception())
+    x, y = next(iter(ds))
+    assert x.shape == (8, 12, 12, 3) and float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
+    x, _ = next(iter(data.eval_pipeline(d, batch_size=4, image_size=12, augmentation=augmentation)))
+    assert x.shape == (4, 12, 12, 3)
+
+
+def write_folder(root, classes=("cat", "dog"), per_class=3, size=(10, 14)):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 255, size=(*size, 3)).astype("uint8")
+            Image.fromarray(pixels).save(os.path.join(root, c, f"{i}.{'png' if i % 2 else 'jpg'}"))
+
+
+def test_image_folder_skips_files_that_are_not_images(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "dog" / "corrupt.jpg").write_bytes(b"\x00\x01garbage")
+    with pytest.warns(UserWarning, match="Skipped 2 files"):
+        d = data.load_dataset(str(tmp_path))
+    assert d.labels == ["cat", "dog"]
+    assert (d.num_train, d.num_test) == (4, 2)  # one of three per class held out
+    batches = list(data.train_pipeline(d, batch_size=2, image_size=8, epochs=1).as_numpy_iterator())
+    assert len(batches) == 2 and batches[0][0].shape == (2, 8, 8, 3)
+    test = list(data.eval_pipeline(d, batch_size=8, image_size=8).as_numpy_iterator())
+    assert sorted(test[0][1].tolist()) == [0, 1]
+
+
+def test_image_folder_with_train_and_test_subfolders(tmp_path):
+    write_folder(tmp_path / "train", per_class=2)
+    write_folder(tmp_path / "test", per_class=1)
+    d = data.load_dataset(str(tmp_path))
+    assert (d.num_train, d.num_test, d.labels) == (4, 2, ["cat", "dog"])
+
+
+def test_image_folder_errors(tmp_path):
+    write_folder(tmp_path / "one", classes=("cat",))
+    with pytest.raises(ValueError, match="at least 2 class folders"):
+        data.load_dataset(str(tmp_path / "one"))
+    for c in ("a", "b"):
+        os.makedirs(tmp_path / "junk" / c)
+        (tmp_path / "junk" / c / "x.jpg").write_text("text")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no images"):
+        data.load_dataset(str(tmp_path / "junk"))
+    with pytest.raises(ValueError, match="no such directory"):
+        data.load_dataset(str(tmp_path / "missing"))
+
+
+def test_unknown_dataset_lists_what_exists():
+    with pytest.raises(ValueError, match="Unknown dataset.*'digits'.*cifar10.*Received: dataset='no_such_set'"):
+        data.load_dataset("no_such_set")
+
+
+def test_tfds_dataset_that_cannot_be_prepared_points_to_data_dir(tmp_path):
+    with pytest.raises(ValueError, match="could not download or prepare 'mnist'.*--data-dir"):
+        data.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_tfds_loading_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        d = data.load_dataset("cifar10")
+        assert (d.num_train, d.num_test, d.num_classes, d.image_size) == (12, 12, 10, 32)
+        batches = list(data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1).as_numpy_iterator())
+        assert len(batches) == 6 and batches[0][0].shape == (4, 32, 32, 3)
+        again = list(data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1, initial_epoch=1).as_numpy_iterator())
+        np.testing.assert_array_equal(batches[3][0], again[0][0])

@@ -1,0 +1,89 @@
+"""A tiny training run in its own process, for the tests that kill, resume and distribute training.
+
+    python tests/train_child.py OUTPUT_DIR [--epochs N] [--strategy NAME] [--cpu-devices N] [--sync-bn]
+
+Trains a CIFAR ResNet-8 on 64 digits at 16x16 (seed 7, deterministic ops, float32) and prints one JSON line
+(`RESULT {...}`) with the replicas, the per-epoch losses and the test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("output_dir")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--strategy", default="one_device")
+    parser.add_argument("--cpu-devices", type=int, default=0)
+    parser.add_argument("--sync-bn", action="store_true")
+    parser.add_argument("--check-small-batch", action="store_true")
+    args = parser.parse_args()
+
+    from keras_convnets import distribute
+
+    if args.cpu_devices:
+        distribute.configure_cpu_devices(args.cpu_devices)
+    strategy = distribute.get_strategy(args.strategy)  # first: MultiWorkerMirroredStrategy must come before other ops
+
+    import tensorflow as tf
+
+    import keras_convnets
+    from keras_convnets import data, trainer
+
+    def resnet8(**kwargs):
+        return keras_convnets.CifarResNet(8, **kwargs)
+
+    digits = data.load_digits(image_size=16)
+    images, labels = digits.train_arrays
+    tiny = data.ImageData(
+        name="tiny",
+        train=tf.data.Dataset.from_tensor_slices((images[:64], labels[:64])),
+        test=digits.test.take(32),
+        num_train=64,
+        num_test=32,
+        labels=digits.labels,
+        image_size=16,
+        horizontal_flip=False,
+        train_arrays=(images[:64], labels[:64]),
+    )
+    report = {}
+    if args.check_small_batch:
+        try:
+            trainer.train(resnet8, tiny, epochs=1, batch_size=1, strategy=strategy, print_fn=None)
+        except ValueError as error:
+            report["small_batch_error"] = str(error)
+    result = trainer.train(
+        resnet8,
+        tiny,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        recipe="cifar",
+        strategy=strategy,
+        mixed_precision="float32",
+        output_dir=args.output_dir,
+        seed=7,
+        deterministic=True,
+        sync_bn=args.sync_bn,
+        verbose=0,
+    )
+    report.update(
+        replicas=strategy.num_replicas_in_sync,
+        losses=[row["loss"] for row in result.history],
+        test_accuracy=result.metrics["test_accuracy"],
+        synchronized=[layer.synchronized for layer in result.model.layers if hasattr(layer, "synchronized")][:1],
+    )
+    print("RESULT " + json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
