@@ -1,0 +1,51 @@
+"""The papers' claims as experiments: each writes a markdown report, PNG figures and the raw numbers.
+
+`run_experiment(name, output_dir, quick=True, dataset=None, **settings)` runs one; `list_experiments()` names them:
+
+- `"degradation"` (He et al. 2016, Figures 1 and 6): plain and residual nets of two depths, training and test
+  error against iterations.
+- `"bottleneck"` (He et al. 2016, Section 3.3; Szegedy et al. 2014, Section 4): parameters, MACs and measured time
+  of the naive designs against the bottlenecked ones.
+- `"lesion"` (Veit et al. 2016): delete blocks of a trained ResNet and of its plain twin at test time.
+- `"aux"` (Szegedy et al. 2014, Section 5): GoogLeNet trained with and without its auxiliary classifiers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# experiment -> (module, one-line description)
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "degradation": ("keras_convnets.experiments.degradation", "plain vs residual nets at two depths: error curves"),
+    "bottleneck": ("keras_convnets.experiments.bottleneck", "MACs, parameters and time of bottleneck designs"),
+    "lesion": ("keras_convnets.experiments.lesion_study", "delete blocks of trained residual and plain nets"),
+    "aux": ("keras_convnets.experiments.aux_classifiers", "GoogLeNet with and without auxiliary classifiers"),
+}
+
+
+def list_experiments() -> list[str]:
+    return list(EXPERIMENTS)
+
+
+def get_experiment(name: str):
+    """The module of experiment `name` (it has `run(output_dir, *, quick, dataset, data_dir, command, **settings)`,
+    `QUICK` and `FULL`)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"`experiment` must be one of {', '.join(map(repr, EXPERIMENTS))}. Received: experiment={name!r}")
+    return importlib.import_module(EXPERIMENTS[name][0])
+
+
+def run_experiment(
+    name: str,
+    output_dir: str,
+    *,
+    quick: bool = True,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    command: str | None = None,
+    **settings: Any,
+) -> dict:
+    """Run experiment `name`, write its report into `output_dir` and return its results (a dict)."""
+    module = get_experiment(name)
+    return module.run(output_dir, quick=quick, dataset=dataset, data_dir=data_dir, command=command, **settings)

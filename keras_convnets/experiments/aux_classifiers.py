@@ -1,0 +1,171 @@
+"""Auxiliary classifiers (Szegedy et al. 2014, Section 5): GoogLeNet trained with and without its two
+auxiliary heads, with the same recipe, budget, seed and data order; curves and final errors of the main head.
+
+With the heads, the loss is main + 0.3 x (aux1 + aux2) (`keras_convnets.aux`); without them, the main loss
+alone. The paper reports that the heads help little (Section 5 and its later Inception v3 paper: no gain early
+in training, a small one near the end, acting as a regularizer); the report only states what this run shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from keras_convnets import common
+from keras_convnets.experiments import presets
+from keras_convnets.experiments import training as tr
+from keras_convnets.experiments.report import Report, new_figure
+
+
+@dataclass(frozen=True)
+class AuxPreset:
+    dataset: str = "cifar10"
+    image_size: int = 96  # the paper variant's aux heads need at least 79x79
+    variant: str = "paper"  # "paper" or "torchvision" (adaptive aux pooling: works from 31x31)
+    norm: str | None = "batch"
+    aux_loss_weight: float = 0.3
+    epochs: int | None = 30
+    batch_size: int = 128
+    recipe: str = "cifar"
+    seed: int = 0
+    points: int = 30
+    max_train: int | None = None
+    max_test: int | None = None
+    run_eagerly: bool = False  # no graph tracing: for tiny budgets (tests) and debugging
+
+
+FULL = AuxPreset()
+QUICK = AuxPreset(dataset="digits", image_size=32, variant="torchvision", epochs=6, batch_size=64, points=12)
+
+
+def _check(preset: AuxPreset) -> None:
+    from keras_convnets.googlenet import NORM_OPTIONS, VARIANT_OPTIONS, minimum_size
+
+    common.check_choice("variant", preset.variant, VARIANT_OPTIONS)
+    common.check_choice("norm", preset.norm, NORM_OPTIONS)
+    for argument in ("image_size", "batch_size", "points"):
+        presets.check_positive_int(argument, getattr(preset, argument))
+    if preset.epochs is not None:
+        presets.check_positive_int("epochs", preset.epochs)
+    smallest = minimum_size(preset.variant, aux_logits=True)
+    if preset.image_size < smallest:
+        raise ValueError(
+            f"`image_size` must be at least {smallest} for GoogLeNet variant {preset.variant!r} with its auxiliary "
+            f"classifiers. Received: image_size={preset.image_size}"
+        )
+
+
+def run(
+    output_dir: str,
+    *,
+    quick: bool = True,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    command: str | None = None,
+    **overrides: Any,
+) -> dict:
+    """Train GoogLeNet with and without aux heads, write `report.md`, `curves.png`, `results.json` and
+    `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `AuxPreset`."""
+    from keras_convnets import recipes as recipes_lib
+    from keras_convnets.googlenet import GoogLeNet
+
+    if dataset is not None:
+        overrides["dataset"] = dataset
+    preset = presets.with_overrides(QUICK if quick else FULL, overrides)
+    _check(preset)
+    recipe = recipes_lib.get_recipe(preset.recipe)
+    data = tr.load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
+                        batch_size=preset.batch_size)
+    steps = data.num_train // preset.batch_size
+    epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
+    preprocessing = tr.recipe_preprocessing(recipe, data, image_size=preset.image_size)
+    evaluators = tr.make_evaluators(data, image_size=preset.image_size, recipe=recipe, preprocessing=preprocessing)
+
+    runs = {}
+    for aux in (True, False):
+        name = "with aux heads" if aux else "without aux heads"
+        keras.utils.set_random_seed(preset.seed)
+        model = GoogLeNet(input_shape=(preset.image_size, preset.image_size, 3), classes=data.num_classes,
+                          aux_logits=aux, norm=preset.norm, variant=preset.variant,
+                          aux_loss_weight=preset.aux_loss_weight)
+        curves = tr.train(name, model, data, recipe=recipe, epochs=epochs, batch_size=preset.batch_size,
+                          image_size=preset.image_size, seed=preset.seed, points=preset.points,
+                          model_name="googlenet", preprocessing=preprocessing, evaluators=evaluators,
+                          run_eagerly=preset.run_eagerly)
+        runs["aux" if aux else "no_aux"] = curves
+        keras.backend.clear_session()
+
+    a, b = runs["aux"], runs["no_aux"]
+    results = {
+        "preset": "quick" if quick else "full",
+        "settings": preset,
+        "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
+        "recipe": recipe.name,
+        "epochs": epochs,
+        "iterations": epochs * steps,
+        "runs": runs,
+        "findings": {
+            "test_error_with_aux": a.final_test_error,
+            "test_error_without_aux": b.final_test_error,
+            "test_error_difference": a.final_test_error - b.final_test_error,
+            "train_error_with_aux": a.final_train_error,
+            "train_error_without_aux": b.final_train_error,
+            "seconds_with_aux": a.seconds,
+            "seconds_without_aux": b.seconds,
+            "test_errors_examples": [round(a.final_test_error * data.num_test), round(b.final_test_error * data.num_test)],
+        },
+    }
+    _write_report(output_dir, results, preset, command)
+    return results
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _write_report(output_dir: str, results: dict, preset: AuxPreset, command: str | None) -> None:
+    report = Report(output_dir, "Auxiliary classifiers: GoogLeNet with and without its aux heads", command=command)
+    ds, runs, f = results["dataset"], results["runs"], results["findings"]
+    report.text(
+        f"GoogLeNet (variant `{preset.variant}`, norm `{preset.norm}`) on `{ds['name']}` ({ds['train']:,} training, "
+        f"{ds['test']:,} test images) at {preset.image_size}x{preset.image_size}, recipe `{results['recipe']}` at "
+        f"batch {preset.batch_size} for {results['epochs']} epochs ({results['iterations']:,} iterations), seed "
+        f"{preset.seed}, for both nets. With the heads the loss is main + {preset.aux_loss_weight} x (aux1 + aux2). "
+        "Errors are those of the main head; training error on the training batches as trained (curve) and on the "
+        "training split in inference mode (end)."
+    )
+    report.table(["net", "params", "train error (curve end)", "train error (inference)", "test error",
+                  "train seconds"], [
+        [c.name, c.params, _pct(c.last_train_error), _pct(c.final_train_error), _pct(c.final_test_error),
+         round(c.seconds, 1)] for c in runs.values()
+    ])
+    diff = f["test_error_difference"]
+    errors_a, errors_b = f["test_errors_examples"]
+    if abs(errors_a - errors_b) <= max(2, round(0.01 * ds["test"])):
+        verdict = (f"The two nets ended within {abs(errors_a - errors_b)} test images of each other "
+                   f"({errors_a} vs {errors_b} errors of {ds['test']}): no difference this run can resolve.")
+    else:
+        verdict = (f"The net {'with' if diff < 0 else 'without'} the aux heads ended with the lower test error, "
+                   f"by {abs(100 * diff):.2f} points ({errors_a} vs {errors_b} errors of {ds['test']}); one seed, "
+                   "so this is one sample of the difference, not its expectation.")
+    report.heading("What the numbers show")
+    report.text(verdict + f" Training with the heads took {f['seconds_with_aux'] / f['seconds_without_aux']:.2f}x "
+                "the time.")
+    figure, (left, right) = new_figure(9.0, 3.4, ncols=2)
+    for key, style in (("aux", "-"), ("no_aux", "--")):
+        c = runs[key]
+        left.plot(c.iterations, [100 * e for e in c.train_error], style, label=c.name)
+        right.plot(c.iterations, [100 * e for e in c.test_error], style, label=c.name)
+    left.set_title("training error (main head)", fontsize=10)
+    right.set_title("test error (main head)", fontsize=10)
+    for axis in (left, right):
+        axis.set_xlabel("iterations")
+        axis.set_ylabel("error (%)")
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    report.figure(figure, "curves.png", "GoogLeNet with aux heads (solid) and without (dashed)")
+    report.json("results.json", results)
+    report.csv("curves.csv", tr.curves_rows(list(runs.values())))
+    report.write()

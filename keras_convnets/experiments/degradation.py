@@ -1,0 +1,220 @@
+"""Degradation (He et al. 2016, Figures 1 and 6): deeper plain nets train worse; deeper ResNets do not.
+
+Plain nets and ResNets of two (or more) depths are trained with the same recipe, batch, seed and data order,
+and their training and test errors are plotted against iterations, plain dashed and residual solid. The report
+states, from the numbers, whether the deeper plain net ended with a higher training error than the shallower one
+and whether the deeper residual net ended lower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from keras_convnets import common
+from keras_convnets.experiments import presets
+from keras_convnets.experiments import training as tr
+from keras_convnets.experiments.report import Report, new_figure
+
+FAMILIES = ("cifar", "imagenet")
+
+
+@dataclass(frozen=True)
+class DegradationPreset:
+    depths: tuple[int, ...] = (20, 56)  # CIFAR nets: 6n+2; ImageNet nets: 18 and 34
+    family: str = "cifar"  # "cifar" (CifarResNet, option A) or "imagenet" (ResNet, option B)
+    dataset: str = "cifar10"
+    image_size: int = 32
+    epochs: int | None = None  # None: the recipe's length (64k iterations at batch 128 for "cifar")
+    batch_size: int = 128
+    recipe: str = "cifar"
+    seed: int = 0
+    points: int = 40  # points per curve
+    max_train: int | None = None  # cut the training split (tests, quick looks)
+    max_test: int | None = None
+    run_eagerly: bool = False  # no graph tracing: for tiny budgets (tests) and debugging
+
+
+FULL = DegradationPreset()
+QUICK = DegradationPreset(depths=(8, 32), dataset="digits", epochs=8, batch_size=64, points=16)
+
+
+def build(family: str, depth: int, residual: bool, *, image_size: int, classes: int) -> keras.Model:
+    from keras_convnets.resnet import CifarResNet, ResNet
+
+    builder = CifarResNet if family == "cifar" else ResNet
+    return builder(depth, input_shape=(image_size, image_size, 3), classes=classes, residual=residual)
+
+
+def net_name(depth: int, residual: bool) -> str:
+    return f"{'resnet' if residual else 'plainnet'}{depth}"
+
+
+def _check(preset: DegradationPreset) -> None:
+    common.check_choice("family", preset.family, FAMILIES)
+    depths = presets.check_int_tuple("depths", preset.depths)
+    if len(depths) < 2 or list(depths) != sorted(set(depths)):
+        raise ValueError(
+            f"`depths` must hold at least two depths in increasing order. Received: depths={preset.depths!r}"
+        )
+    for argument in ("image_size", "batch_size", "points"):
+        presets.check_positive_int(argument, getattr(preset, argument))
+    if preset.epochs is not None:
+        presets.check_positive_int("epochs", preset.epochs)
+    for depth in depths:  # the builders' own checks, before any training
+        if preset.family == "cifar":
+            from keras_convnets.resnet import cifar_spec
+
+            cifar_spec(depth)
+        else:
+            from keras_convnets.resnet import imagenet_spec
+
+            imagenet_spec(depth)
+
+
+def run(
+    output_dir: str,
+    *,
+    quick: bool = True,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    command: str | None = None,
+    **overrides: Any,
+) -> dict:
+    """Train every (depth, plain/residual) pair, write `report.md`, `curves.png`, `results.json` and
+    `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `DegradationPreset`."""
+    from keras_convnets import recipes as recipes_lib
+
+    if dataset is not None:
+        overrides["dataset"] = dataset
+    preset = presets.with_overrides(QUICK if quick else FULL, overrides)
+    _check(preset)
+    recipe = recipes_lib.get_recipe(preset.recipe)
+    data = tr.load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
+                        batch_size=preset.batch_size)
+    steps = data.num_train // preset.batch_size
+    epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
+    preprocessing = tr.recipe_preprocessing(recipe, data, image_size=preset.image_size)
+    evaluators = tr.make_evaluators(data, image_size=preset.image_size, recipe=recipe, preprocessing=preprocessing)
+
+    runs: dict[str, tr.Curves] = {}
+    for depth in preset.depths:
+        for residual in (False, True):
+            name = net_name(depth, residual)
+            keras.utils.set_random_seed(preset.seed)
+            model = build(preset.family, depth, residual, image_size=preset.image_size, classes=data.num_classes)
+            runs[name] = tr.train(
+                name, model, data, recipe=recipe, epochs=epochs, batch_size=preset.batch_size,
+                image_size=preset.image_size, seed=preset.seed, points=preset.points, model_name=name,
+                preprocessing=preprocessing, evaluators=evaluators, run_eagerly=preset.run_eagerly,
+            )
+            keras.backend.clear_session()
+
+    results = {
+        "preset": "quick" if quick else "full",
+        "settings": preset,
+        "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
+        "recipe": recipe.name,
+        "epochs": epochs,
+        "iterations": epochs * steps,
+        "runs": {name: c for name, c in runs.items()},
+        "findings": findings(runs, preset.depths),
+    }
+    _write_report(output_dir, results, runs, preset, command)
+    return results
+
+
+def findings(runs: dict[str, tr.Curves], depths) -> dict:
+    """The paper's two claims, checked on the numbers: for the shallowest and the deepest depth, the final
+    training error (training batches, last tenth of the curve; and the training split in inference mode)."""
+    low, high = min(depths), max(depths)
+    out = {}
+    for kind, residual in (("plain", False), ("residual", True)):
+        a, b = runs[net_name(low, residual)], runs[net_name(high, residual)]
+        out[kind] = {
+            "shallow": net_name(low, residual),
+            "deep": net_name(high, residual),
+            "train_error_curve_end": [a.last_train_error, b.last_train_error],
+            "train_error_inference": [a.final_train_error, b.final_train_error],
+            "test_error": [a.final_test_error, b.final_test_error],
+            "deeper_has_higher_train_error": b.last_train_error > a.last_train_error,
+            "deeper_has_higher_train_error_inference": b.final_train_error > a.final_train_error,
+            "deeper_has_lower_train_error": b.last_train_error < a.last_train_error,
+            "deeper_has_lower_train_error_inference": b.final_train_error < a.final_train_error,
+            "deeper_has_lower_test_error": b.final_test_error < a.final_test_error,
+        }
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _write_report(output_dir, results, runs, preset, command) -> None:
+    report = Report(output_dir, "Degradation: plain nets against ResNets at two depths", command=command)
+    ds = results["dataset"]
+    report.text(
+        f"Dataset `{ds['name']}` ({ds['train']:,} training and {ds['test']:,} test images, {ds['classes']} classes) "
+        f"at {preset.image_size}x{preset.image_size}; recipe `{results['recipe']}` (its optimizer, schedule, "
+        f"augmentation and preprocessing) at batch {preset.batch_size} for {results['epochs']} epochs "
+        f"({results['iterations']:,} iterations), seed {preset.seed}, the same for every net. Training error: "
+        "the training batches as trained (augmented, training mode), averaged between points; at the end also "
+        "the whole training split in inference mode. Test error: the test split in inference mode."
+    )
+    rows = []
+    for name, c in runs.items():
+        rows.append([name, c.params, _pct(c.last_train_error), _pct(c.final_train_error), _pct(c.final_test_error),
+                     round(c.seconds, 1)])
+    report.table(["net", "params", "train error (curve end)", "train error (inference)", "test error",
+                  "train seconds"], rows)
+
+    f = results["findings"]
+    p, r = f["plain"], f["residual"]
+
+    def verdict(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    report.heading("What the numbers show")
+    report.bullets([
+        f"Deeper plain net ({p['deep']}) ended with a higher training error than the shallower ({p['shallow']}): "
+        f"{verdict(p['deeper_has_higher_train_error'])} on the training curve "
+        f"({_pct(p['train_error_curve_end'][1])} vs {_pct(p['train_error_curve_end'][0])}), "
+        f"{verdict(p['deeper_has_higher_train_error_inference'])} on the training split in inference mode "
+        f"({_pct(p['train_error_inference'][1])} vs {_pct(p['train_error_inference'][0])}).",
+        f"Deeper residual net ({r['deep']}) ended with a lower training error than the shallower ({r['shallow']}): "
+        f"{verdict(r['deeper_has_lower_train_error'])} on the training curve "
+        f"({_pct(r['train_error_curve_end'][1])} vs {_pct(r['train_error_curve_end'][0])}), "
+        f"{verdict(r['deeper_has_lower_train_error_inference'])} on the training split in inference mode "
+        f"({_pct(r['train_error_inference'][1])} vs {_pct(r['train_error_inference'][0])}).",
+        f"Test error, shallow vs deep: plain {_pct(p['test_error'][0])} vs {_pct(p['test_error'][1])}, residual "
+        f"{_pct(r['test_error'][0])} vs {_pct(r['test_error'][1])}.",
+    ])
+    paper = p["deeper_has_higher_train_error"] and r["deeper_has_lower_train_error"]
+    report.text(
+        "The paper's pattern (deeper plain worse, deeper residual better, on training error) "
+        + ("appears in this run." if paper else
+           "does not fully appear in this run; with a short budget the curves may not have separated, and a "
+           "single seed on a small test split is noisy.")
+    )
+
+    figure, (left, right) = new_figure(9.0, 3.6, ncols=2)
+    colors = {d: f"C{i}" for i, d in enumerate(preset.depths)}
+    for depth in preset.depths:
+        for residual in (False, True):
+            c = runs[net_name(depth, residual)]
+            style = dict(color=colors[depth], linestyle="-" if residual else "--", label=c.name)
+            left.plot(c.iterations, [100 * e for e in c.train_error], **style)
+            right.plot(c.iterations, [100 * e for e in c.test_error], **style)
+    left.set_title("training error", fontsize=10)
+    right.set_title("test error", fontsize=10)
+    for axis in (left, right):
+        axis.set_xlabel("iterations")
+        axis.set_ylabel("error (%)")
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    report.figure(figure, "curves.png", "Error against iterations: plain nets dashed, ResNets solid")
+    report.json("results.json", results)
+    report.csv("curves.csv", tr.curves_rows(list(runs.values())))
+    report.write()

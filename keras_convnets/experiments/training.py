@@ -1,0 +1,223 @@
+"""Training for the experiments: a model, a dataset and a recipe in, error curves against iterations out.
+
+It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes (`keras_convnets.recipes`):
+the same recipe, batch, seed and data order for every model of an experiment. Training error is measured as the
+papers plot it, on the training batches as they are trained (augmented, training mode), averaged over the
+iterations since the previous point; test error is measured at each point on the whole test split in inference
+mode. At the end the training split is also evaluated in inference mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_convnets.experiments.report import quiet_retracing
+
+MIN_TEST_EXAMPLES = 10
+
+
+@dataclass
+class Curves:
+    """Error curves of one training run (errors are fractions in [0, 1])."""
+
+    name: str
+    iterations: list[int] = field(default_factory=list)
+    train_error: list[float] = field(default_factory=list)  # mean over the batches since the previous point
+    train_loss: list[float] = field(default_factory=list)
+    test_error: list[float] = field(default_factory=list)
+    final_train_error: float = float("nan")  # whole training split, inference mode
+    final_test_error: float = float("nan")
+    epochs: int = 0
+    steps_per_epoch: int = 0
+    seconds: float = 0.0
+    params: int = 0
+
+    @property
+    def last_train_error(self) -> float:
+        """The training error of the last points (the final stretch of the training curve)."""
+        tail = self.train_error[-max(1, len(self.train_error) // 10):]
+        return float(np.mean(tail)) if tail else float("nan")
+
+
+def load_data(dataset: str, *, data_dir: str | None, max_train: int | None, max_test: int | None, batch_size: int):
+    """The dataset (`keras_convnets.data.load_dataset`), cut to `max_train`/`max_test` examples, checked to hold
+    at least one training batch and `MIN_TEST_EXAMPLES` test examples."""
+    from keras_convnets import data as data_lib
+
+    data = data_lib.load_dataset(dataset, data_dir=data_dir)
+    changes: dict[str, Any] = {}
+    if max_train is not None and max_train < data.num_train:
+        changes.update(train=data.train.take(max_train), num_train=max_train)
+    if max_test is not None and max_test < data.num_test:
+        changes.update(test=data.test.take(max_test), num_test=max_test)
+    data = dataclasses.replace(data, **changes) if changes else data
+    if data.num_train < batch_size:
+        raise ValueError(
+            f"Dataset {data.name!r} has {data.num_train} training examples, fewer than one batch of {batch_size}: "
+            "too few for this experiment's split. Use more data or a smaller `batch_size`. "
+            f"Received: dataset={dataset!r}, batch_size={batch_size}"
+        )
+    if data.num_test < MIN_TEST_EXAMPLES:
+        raise ValueError(
+            f"Dataset {data.name!r} has {data.num_test} test examples; an error rate needs at least "
+            f"{MIN_TEST_EXAMPLES}. Received: dataset={dataset!r}"
+        )
+    return data
+
+
+def _main_output(y):
+    return y["predictions"] if isinstance(y, dict) else y
+
+
+class Evaluator:
+    """Errors of a model on a fixed split, computed in inference mode on arrays held in memory."""
+
+    def __init__(self, dataset, batch_size: int = 256):
+        xs, ys = [], []
+        for x, y in dataset.as_numpy_iterator():
+            xs.append(x)
+            ys.append(y)
+        self.images = np.concatenate(xs)
+        self.labels = np.concatenate(ys).astype("int64")
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def predictions(self, model: keras.Model, *, compiled=None) -> np.ndarray:
+        out = []
+        for start in range(0, len(self.labels), self.batch_size):
+            batch = self.images[start : start + self.batch_size]
+            y = compiled(batch) if compiled is not None else model(batch, training=False)
+            out.append(np.asarray(_main_output(y)))
+        return np.concatenate(out)
+
+    def error(self, model: keras.Model, *, compiled=None) -> float:
+        predicted = self.predictions(model, compiled=compiled).argmax(axis=-1)
+        return float(np.mean(predicted != self.labels))
+
+
+class _CurveCallback(keras.callbacks.Callback):
+    def __init__(self, curves: Curves, test: Evaluator, every: int, forward):
+        super().__init__()
+        self.curves, self.test, self.every, self.forward = curves, test, every, forward
+        self.step = 0
+        self.window_acc: list[float] = []
+        self.window_loss: list[float] = []
+        self.previous = (0.0, 0.0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.previous = (0.0, 0.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        # Keras logs the mean over the epoch so far; the difference of running sums is this batch's value.
+        acc, loss = float(logs.get("accuracy", np.nan)), float(logs.get("loss", np.nan))
+        prev_acc, prev_loss = self.previous
+        self.window_acc.append((batch + 1) * acc - batch * prev_acc)
+        self.window_loss.append((batch + 1) * loss - batch * prev_loss)
+        self.previous = (acc, loss)
+        self.step += 1
+        if self.step % self.every == 0:
+            self._point()
+
+    def _point(self):
+        if not self.window_acc:
+            return
+        self.curves.iterations.append(self.step)
+        self.curves.train_error.append(float(1.0 - np.mean(self.window_acc)))
+        self.curves.train_loss.append(float(np.mean(self.window_loss)))
+        self.curves.test_error.append(self.test.error(self.model, compiled=self.forward))
+        self.window_acc, self.window_loss = [], []
+
+    def on_train_end(self, logs=None):
+        if self.window_acc:
+            self._point()
+
+
+def train(
+    name: str,
+    model: keras.Model,
+    data,
+    *,
+    recipe,
+    epochs: int,
+    batch_size: int,
+    image_size: int,
+    seed: int,
+    points: int = 20,
+    model_name: str = "",
+    preprocessing=None,
+    evaluators: tuple[Evaluator, Evaluator] | None = None,
+    run_eagerly: bool = False,
+) -> Curves:
+    """Train `model` with `recipe` (optimizer, schedule, augmentation) for `epochs` epochs and return its curves,
+    with about `points` points. `evaluators` are the (train, test) evaluators, made once per experiment.
+    `run_eagerly` skips graph tracing (slower per step, much faster to start: tiny budgets and debugging)."""
+    import tensorflow as tf
+
+    from keras_convnets import data as data_lib
+    from keras_convnets import recipes as recipes_lib
+
+    steps = data_lib.steps_per_epoch_for(data.num_train, batch_size)
+    schedule = recipes_lib.learning_rate_schedule(
+        recipe, batch_size=batch_size, steps_per_epoch=steps, epochs=epochs, model_name=model_name
+    )
+    model.compile(
+        optimizer=recipes_lib.make_optimizer(recipe, schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=["accuracy"],
+        run_eagerly=run_eagerly,
+    )
+    train_ds = data_lib.train_pipeline(
+        data, batch_size=batch_size, image_size=image_size, augmentation=recipe.augmentation,
+        preprocessing=preprocessing, seed=seed, epochs=epochs,
+    )
+    train_eval, test_eval = evaluators or make_evaluators(data, image_size=image_size, recipe=recipe,
+                                                          preprocessing=preprocessing)
+    curves = Curves(name=name, epochs=epochs, steps_per_epoch=steps, params=int(model.count_params()))
+    forward = None if run_eagerly else tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    every = max(1, (epochs * steps) // max(1, points))
+    start = time.perf_counter()
+    with quiet_retracing():
+        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
+                  callbacks=[_CurveCallback(curves, test_eval, every, forward)])
+        curves.seconds = time.perf_counter() - start
+        curves.final_train_error = train_eval.error(model, compiled=forward)
+        curves.final_test_error = test_eval.error(model, compiled=forward)
+    return curves
+
+
+def make_evaluators(data, *, image_size: int, recipe, preprocessing) -> tuple[Evaluator, Evaluator]:
+    from keras_convnets import data as data_lib
+
+    def split(which):
+        return Evaluator(data_lib.eval_pipeline(
+            data, batch_size=256, image_size=image_size, augmentation=recipe.augmentation,
+            preprocessing=preprocessing, split=which,
+        ))
+
+    return split("train"), split("test")
+
+
+def recipe_preprocessing(recipe, data, *, image_size: int):
+    from keras_convnets import data as data_lib
+
+    return data_lib.compute_preprocessing(recipe.preprocessing, data, image_size=image_size,
+                                          augmentation=recipe.augmentation)
+
+
+def curves_rows(all_curves: list[Curves], **extra) -> list[dict]:
+    """One CSV row per point of every curve."""
+    rows = []
+    for c in all_curves:
+        for i, it in enumerate(c.iterations):
+            rows.append({"run": c.name, **extra, "iteration": it, "train_error": c.train_error[i],
+                         "train_loss": c.train_loss[i], "test_error": c.test_error[i]})
+    return rows

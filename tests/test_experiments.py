@@ -1,0 +1,153 @@
+"""The papers' experiments: each quick path on a tiny budget writes its report, figures and numbers."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from keras_convnets.experiments import get_experiment, list_experiments, run_experiment
+from keras_convnets.experiments.report import Report, new_figure
+
+# Tiny budgets: a few dozen examples, one epoch, eager steps (no graph tracing).
+TINY = dict(epochs=1, max_train=64, max_test=16, batch_size=32, points=2, run_eagerly=True)
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def test_list_experiments():
+    assert list_experiments() == ["degradation", "bottleneck", "lesion", "aux"]
+    with pytest.raises(ValueError, match="`experiment` must be one of 'degradation', 'bottleneck', 'lesion', 'aux'"):
+        get_experiment("ablation")
+
+
+def test_report_writer(tmp_path):
+    report = Report(tmp_path / "r", "A title", command="convnets experiment x --quick")
+    report.text("Some text.")
+    report.table(["name", "count", "ratio"], [["a", 1234567, 0.123456], ["b", 2, float("nan")]])
+    figure, (axis,) = new_figure(3, 2)
+    axis.plot([0, 1], [1, 0])
+    report.figure(figure, "line.png", "A line")
+    report.json("numbers.json", {"ratio": float("nan"), "values": (1, 2)})
+    report.csv("rows.csv", [{"a": 1, "b": 2}, {"a": 3, "c": 4}])
+    text = _read(report.write())
+    assert text.startswith("# A title\n\n- Command: `convnets experiment x --quick`\n- Date: ")
+    assert "- Machine: " in text and "CPU cores" in text
+    assert "| a | 1,234,567 | 0.1235 |" in text
+    assert "![A line](line.png)" in text
+    assert "[numbers.json](numbers.json), [rows.csv](rows.csv)" in text
+    assert json.loads(_read(tmp_path / "r" / "numbers.json")) == {"ratio": None, "values": [1, 2]}
+    with open(tmp_path / "r" / "rows.csv") as f:
+        assert list(csv.DictReader(f)) == [{"a": "1", "b": "2", "c": ""}, {"a": "3", "b": "", "c": "4"}]
+    assert (tmp_path / "r" / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bottleneck_experiment(tmp_path):
+    results = run_experiment("bottleneck", str(tmp_path), stage="conv5", batch_size=1, rounds=1, warmup=0)
+    res = results["resnet50"]["designs"]
+    # conv5: 7x7, 2048 channels, reduced to 512 (He et al. 2016, Table 1)
+    assert res["bottleneck"]["macs"] == 49 * (2048 * 512 + 9 * 512 * 512 + 512 * 2048)
+    assert res["basic_full_width"]["macs"] == 49 * 2 * 9 * 2048 * 2048
+    assert res["basic_reduced_width"]["macs"] == 49 * 2 * 9 * 512 * 512
+    assert res["bottleneck"]["params"] == 2048 * 512 + 9 * 512 * 512 + 512 * 2048 + 2 * (512 + 512 + 2048)
+    inc = results["inception3a"]["designs"]
+    # 28x28x192 in; Table 1's 3a row: 64, 96, 128, 16, 32, 32
+    assert inc["naive"]["macs"] == 784 * 192 * (64 + 9 * 128 + 25 * 32) == 303_464_448
+    assert inc["reduced"]["macs"] == 784 * (192 * (64 + 96 + 16 + 32) + 9 * 96 * 128 + 25 * 16 * 32) == 128_049_152
+    assert inc["naive"]["output_shape"] == [28, 28, 416] and inc["reduced"]["output_shape"] == [28, 28, 256]
+    assert math.isclose(results["inception3a"]["macs_ratio_naive_over_reduced"], 303_464_448 / 128_049_152)
+    assert sorted(r["layer"] for r in inc["reduced"]["layers"]) == [
+        "inception3a_1x1_conv", "inception3a_3x3_conv", "inception3a_3x3_reduce_conv",
+        "inception3a_5x5_conv", "inception3a_5x5_reduce_conv", "inception3a_pool_proj_conv"]
+    assert all(len(d["seconds_per_batch"]) == 1 for d in {**res, **inc}.values())
+    text = _read(tmp_path / "report.md")
+    assert "| naive (Fig. 2a) | 416 | 387,296 | 303,464,448 |" in text
+    assert "2.37x the MACs" in text
+    for name in ("compute.png", "results.json", "layers.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("experiments")
+def test_degradation_experiment(tmp_path):
+    results = run_experiment("degradation", str(tmp_path), depths=(8, 14), image_size=16, **TINY)
+    assert list(results["runs"]) == ["plainnet8", "resnet8", "plainnet14", "resnet14"]
+    assert results["iterations"] == 2 and results["dataset"]["train"] == 64 and results["dataset"]["test"] == 16
+    for curves in results["runs"].values():
+        assert curves.iterations == [1, 2]
+        assert all(0 <= e <= 1 for e in curves.train_error + curves.test_error)
+    plain = results["findings"]["plain"]
+    assert plain["deeper_has_higher_train_error"] == (plain["train_error_curve_end"][1] > plain["train_error_curve_end"][0])
+    text = _read(tmp_path / "report.md")
+    assert "## What the numbers show" in text and "Deeper plain net (plainnet14)" in text
+    saved = json.loads(_read(tmp_path / "results.json"))
+    assert saved["runs"]["resnet14"]["iterations"] == [1, 2]
+    for name in ("curves.png", "curves.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("experiments")
+def test_lesion_experiment(tmp_path):
+    results = run_experiment("lesion", str(tmp_path), depth=14, image_size=16, draws=2, max_k=2, **TINY)
+    single = results["single"]
+    assert [r["block"] for r in single] == [f"conv{s}_block{i}" for s in (2, 3, 4) for i in (1, 2)]
+    assert [r["downsampling"] for r in single] == [False, False, True, False, True, False]
+    assert [r["plain_error"] is None for r in single] == [False, False, True, False, True, False]
+    assert results["random_candidates"] == ["conv2_block1", "conv2_block2", "conv3_block2", "conv4_block2"]
+    assert [(r["k"], len(r["blocks"].split())) for r in results["random"]] == [(1, 1), (1, 1), (2, 2), (2, 2)]
+    assert [r["k"] for r in results["random_by_k"]] == [1, 2]
+    text = _read(tmp_path / "report.md")
+    assert "not removable (shape change)" in text and "Against Veit et al." in text
+    for name in ("lesion.png", "single.csv", "random.csv", "results.json"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("experiments")
+def test_aux_experiment(tmp_path):
+    results = run_experiment("aux", str(tmp_path), **TINY)
+    assert set(results["runs"]) == {"aux", "no_aux"}
+    assert results["runs"]["aux"].params > results["runs"]["no_aux"].params
+    assert results["settings"].variant == "torchvision" and results["settings"].image_size == 32
+    text = _read(tmp_path / "report.md")
+    assert "GoogLeNet (variant `torchvision`" in text and "## What the numbers show" in text
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="has 10 training examples, fewer than one batch of 64: too few"):
+        run_experiment("lesion", str(tmp_path), max_train=10)
+    with pytest.raises(ValueError, match="has 5 test examples; an error rate needs at least 10"):
+        run_experiment("degradation", str(tmp_path), max_test=5)
+    with pytest.raises(ValueError, match="Unknown setting 'width'.*Settings: depths, family"):
+        run_experiment("degradation", str(tmp_path), width=3)
+    with pytest.raises(ValueError, match="`depths` must hold at least two depths in increasing order"):
+        run_experiment("degradation", str(tmp_path), depths=(20,))
+    with pytest.raises(ValueError, match="`depth` of a CIFAR ResNet must be 6n\\+2"):
+        run_experiment("lesion", str(tmp_path), depth=21)
+    with pytest.raises(ValueError, match="`image_size` must be at least 79 for GoogLeNet variant 'paper'"):
+        run_experiment("aux", str(tmp_path), variant="paper", image_size=64)
+    with pytest.raises(ValueError, match="takes no dataset"):
+        run_experiment("bottleneck", str(tmp_path), dataset="digits")
+    with pytest.raises(ValueError, match="`stage` must be one of 'conv2', 'conv3', 'conv4', 'conv5'"):
+        run_experiment("bottleneck", str(tmp_path), stage="conv6")
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_cli(tmp_path, capsys):
+    from training.cli import main
+
+    out = tmp_path / "bn"
+    assert main(["experiment", "bottleneck", "--quick", "--output-dir", str(out), "--set", "stage=conv5",
+                 "--set", "rounds=1", "--set", "batch_size=1", "--set", "warmup=0"]) == 0
+    assert "report written to" in capsys.readouterr().out
+    assert (f"- Command: `convnets experiment bottleneck --quick --output-dir {out} --set stage=conv5 --set rounds=1"
+            in _read(out / "report.md"))
+    assert main(["experiment", "lesion", "--quick", "--output-dir", str(tmp_path / "l"), "--set", "max_train=10"]) == 2
+    assert "too few for this experiment's split" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "ablation"])
