@@ -190,7 +190,7 @@ def synthetic(n=24, size=79, seed=0):
 
 
 @pytest.mark.slow
-def test_issue_snippet_googlenet_one_device(tmp_path):
+def test_issue_snippet_googlenet_one_device():
     namespace: dict = {}
     exec(SNIPPET_DATA, namespace)
     ds, images, labels = namespace["synthetic"]()
@@ -204,12 +204,6 @@ def test_issue_snippet_googlenet_one_device(tmp_path):
     main = strip_aux(model)
     np.testing.assert_allclose(main.predict(images, verbose=0), model.predict(images, verbose=0)["predictions"],
                                rtol=1e-5, atol=1e-6)
-    path = tmp_path / "googlenet.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(
-        loaded.predict(images, verbose=0)["aux2"], model.predict(images, verbose=0)["aux2"], rtol=1e-5, atol=1e-6
-    )
 
 
 MIRRORED_SCRIPT = SNIPPET_DATA + """
