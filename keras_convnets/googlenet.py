@@ -155,6 +155,35 @@ def reduce_width(width: int, reduction_scale: float) -> int:
     return max(1, round(width * reduction_scale))
 
 
+def check_table(table: Sequence[InceptionSpec] | None) -> tuple[InceptionSpec, ...]:
+    """`table` as a tuple of nine `InceptionSpec` rows named as Table 1's, with positive widths."""
+    if table is None:
+        return INCEPTION_TABLE
+    names = [spec.name for spec in INCEPTION_TABLE]
+    try:
+        rows = tuple(table)
+    except TypeError:
+        rows = None
+    if rows is None or len(rows) != len(names) or not all(isinstance(r, InceptionSpec) for r in rows):
+        raise TypeError(
+            f"`table` must be {len(names)} InceptionSpec rows, one per module ({', '.join(names)}). "
+            f"Received: table={table!r}"
+        )
+    if [r.name for r in rows] != names:
+        raise ValueError(
+            f"`table` rows must be the modules {', '.join(names)} in order. Received: table names "
+            f"{[r.name for r in rows]}"
+        )
+    for row in rows:
+        for field_name in ("n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"):
+            value = getattr(row, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`table` widths must be positive integers. Received: {field_name}={value!r} in row {row.name!r}"
+                )
+    return rows
+
+
 def inception_module(x, spec: InceptionSpec, *, norm: str | None, variant: str, reduction_scale: float = 1.0):
     """The inception module of Figure 2(b): 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max pool -> 1x1, concatenated."""
     name = f"inception{spec.name}"
@@ -197,6 +226,7 @@ def GoogLeNet(
     aux_dropout: float = 0.7,
     aux_loss_weight: float = 0.3,
     reduction_scale: float = 1.0,
+    table: Sequence[InceptionSpec] | None = None,
     name: str = "googlenet",
     variant: str = "paper",
 ) -> keras.Model:
@@ -212,6 +242,8 @@ def GoogLeNet(
             after pool1 and conv2_3x3, convs with bias) or `None`.
         dropout: dropout before the classifier (the paper's 0.4). aux_dropout: in the aux heads (0.7).
         reduction_scale: multiplies the widths of the 1x1 reductions in front of the 3x3 and 5x5 convs.
+        table: the nine rows of Table 1 to build (default `INCEPTION_TABLE`), e.g. with narrower reductions
+            or pool projections: `[dataclasses.replace(row, pool_proj=16) for row in INCEPTION_TABLE]`.
         variant: `"paper"` or `"torchvision"` (see the module docstring; needs `norm="batch"`).
     """
     common.check_head_arguments(
@@ -241,6 +273,7 @@ def GoogLeNet(
         raise ValueError(
             f"`reduction_scale` must be a positive number. Received: reduction_scale={reduction_scale!r}"
         )
+    table = check_table(table)
     net_minimum = minimum_size(variant, aux_logits=False)
     input_shape = common.resolve_input_shape(
         input_shape,
@@ -272,9 +305,9 @@ def GoogLeNet(
     aux_outputs = {}
     head = dict(classes=classes, classifier_activation=classifier_activation, norm=norm, variant=variant,
                 dropout=aux_dropout)
-    for index, spec in enumerate(INCEPTION_TABLE):
-        if index and spec.name[0] != INCEPTION_TABLE[index - 1].name[0]:
-            stage = INCEPTION_TABLE[index - 1].name[0]
+    for index, spec in enumerate(table):
+        if index and spec.name[0] != table[index - 1].name[0]:
+            stage = table[index - 1].name[0]
             x = max_pool(x, f"pool{stage}", kernel=2 if (variant == "torchvision" and stage == "4") else 3)
         x = inception_module(x, spec, norm=norm, variant=variant, reduction_scale=reduction_scale)
         if aux_logits and spec.name in AUX_AFTER:
