@@ -206,6 +206,21 @@ def test_issue_snippet_googlenet_one_device():
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_googlenet_aux_keras_round_trip(tmp_path):
+    model = keras_convnets.GoogLeNet(classes=3, norm="lrn", input_shape=(79, 79, 3), aux_loss_weight=0.2)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    images = np.random.default_rng(0).uniform(0, 255, (2, 79, 79, 3)).astype("float32")
+    path = tmp_path / "googlenet.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, AuxClassifierModel) and loaded.compiled and loaded.aux_loss_weight == 0.2
+    expected, got = model.predict(images, verbose=0), loaded.predict(images, verbose=0)
+    assert sorted(got) == ["aux1", "aux2", "predictions"]
+    for key in expected:
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+
+
 MIRRORED_SCRIPT = SNIPPET_DATA + """
 import json, keras, tensorflow as tf
 tf.config.set_logical_device_configuration(
