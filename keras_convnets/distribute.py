@@ -41,22 +41,9 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """The strategy called `name` (one of `STRATEGIES`)."""
     if name not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {', '.join(map(repr, STRATEGIES))}. Received: strategy={name!r}")
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        if _num_workers(_tf_config()) > 1:
-            name = "multi_worker"
-        elif len(gpus) > 1:
-            name = "mirrored"
-        else:
-            name = "one_device"
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    if name == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
-    if name == "multi_worker":
+    if name == "auto" and _num_workers(_tf_config()) > 1:
+        name = "multi_worker"
+    if name == "multi_worker":  # before anything lists devices: collectives are configured at startup
         config = _tf_config()
         if not config or "cluster" not in config or "task" not in config:
             raise ValueError(
@@ -65,6 +52,16 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
                 f"Received: TF_CONFIG={os.environ.get('TF_CONFIG', '')!r}"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "one_device"
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -85,13 +82,20 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public name of a strategy's class (`MultiWorkerMirroredStrategy`, not its internal alias)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
+
+
 def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> None:
     """A global batch must give at least one example to every replica."""
     replicas = strategy.num_replicas_in_sync
     if batch_size < replicas:
         raise ValueError(
             f"`batch_size` is the global batch and must be at least the number of replicas ({replicas}, "
-            f"under {type(strategy).__name__}). Received: batch_size={batch_size}"
+            f"under {strategy_name(strategy)}). Received: batch_size={batch_size}"
         )
 
 

@@ -124,6 +124,30 @@ def _synchronize_batch_norm(model: keras.Model) -> int:
     return count
 
 
+def _prepare_for_multi_worker(model: keras.Model, strategy: tf.distribute.Strategy, dataset: tf.data.Dataset) -> None:
+    """Work around keras-team/keras#20585 (Keras 3 `fit` under MultiWorkerMirroredStrategy):
+
+    - before `fit` and `evaluate` Keras averages one distributed batch across replicas to build the metrics and
+      the loss symbolically, and that reduction fails: build them here from a local batch and skip that step;
+    - each step averages its logs over the replicas along axis 0, which scalars lack: the steps return them as
+      vectors of one value (the average is then a scalar again). The epoch's logs are read from the metrics,
+      whose variables are summed over all workers.
+    """
+    batch = next(iter(dataset.take(1)))
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def with_vector_logs(step):
+        def wrapped(data):
+            return tf.nest.map_structure(lambda value: tf.reshape(value, [-1]), step(data))
+
+        return wrapped
+
+    model.train_step = with_vector_logs(model.train_step)
+    model.test_step = with_vector_logs(model.test_step)
+
+
 def check_run_dir(output_dir: str, config: dict) -> dict | None:
     """The `run.json` already in `output_dir`, after checking it describes the same run as `config`; None when
     the directory holds no run. A different run is a `ValueError` and nothing is written."""
@@ -278,7 +302,7 @@ def train(
         "model_options": model_options,
         "mixed_precision": precision,
         "jit_compile": jit,
-        "strategy": type(strategy).__name__,
+        "strategy": distribute.strategy_name(strategy),
         "replicas": strategy.num_replicas_in_sync,
         "sync_bn": sync_bn,
         "train_examples": data.num_train,
@@ -298,7 +322,7 @@ def train(
         f"Training {name} on {data.name} ({data.num_train} train / {data.num_test} test images, {data.num_classes} "
         f"classes, {image_size}x{image_size}) with the {recipe.name!r} recipe ({recipe.source}): {epochs} epochs of "
         f"{steps} iterations, global batch {batch_size} over {strategy.num_replicas_in_sync} replica(s) "
-        f"({type(strategy).__name__}), precision {precision}, XLA {'on' if jit else 'off'}."
+        f"({distribute.strategy_name(strategy)}), precision {precision}, XLA {'on' if jit else 'off'}."
     )
 
     preprocessing_path = os.path.join(output_dir, "preprocessing.json") if output_dir else None
@@ -385,6 +409,8 @@ def train(
     fit_callbacks += list(callbacks or [])
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0  # progress bars in a terminal; the epoch lines everywhere
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _prepare_for_multi_worker(net, strategy, eval_ds)
     if initial_epoch < epochs:
         net.fit(
             train_ds,
@@ -413,7 +439,7 @@ def train(
         "test_examples": data.num_test,
         "train_examples": data.num_train,
         "mixed_precision": precision,
-        "strategy": type(strategy).__name__,
+        "strategy": distribute.strategy_name(strategy),
         "replicas": strategy.num_replicas_in_sync,
         "seconds": round(time.perf_counter() - started, 1),
     }
