@@ -30,12 +30,14 @@ best model exported: `search(hypermodel, "digits", tuner="bayesian", max_trials=
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
 import itertools
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -656,9 +658,11 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
 
 
-def plot_pareto(rows: Sequence[dict], path: str, *, objective: str = OBJECTIVE, title: str = "") -> list[str]:
-    """Write a PNG of `objective` against MACs for the completed trials with the Pareto front marked; return the
-    ids of the trials on the front."""
+def plot_pareto(
+    rows: Sequence[dict], path: str, *, objective: str = OBJECTIVE, title: str = "", max_macs: float | None = None
+) -> list[str]:
+    """Write a PNG of `objective` against MACs for the completed trials with the Pareto front marked (and the
+    MACs budget, and the rejected trials at the bottom); return the ids of the trials on the front."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -681,11 +685,13 @@ def plot_pareto(rows: Sequence[dict], path: str, *, objective: str = OBJECTIVE, 
         low = min(points, key=lambda p: p[1])[1] if points else 0.0
         axes.scatter([r["macs"] / 1e6 for r in rejected], [low] * len(rejected), marker="x", color="gray",
                      label="over budget (not trained)")
+    if max_macs is not None:
+        axes.axvline(max_macs / 1e6, color="gray", linestyle="--", label="max_macs")
     axes.set_xlabel("MACs per image (millions)")
     axes.set_ylabel(objective)
     axes.set_title(title or f"{objective} against MACs")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best", fontsize=8, framealpha=0.6)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -693,6 +699,23 @@ def plot_pareto(rows: Sequence[dict], path: str, *, objective: str = OBJECTIVE, 
 
 
 # ----------------------------------------------------------------------------------------------- search
+
+
+@contextlib.contextmanager
+def _failed_trial_tracebacks(show: bool):
+    """keras-tuner prints the traceback of every failed trial, budget rejections included, while its (internal)
+    `config.DEBUG` is set; `search` keeps them in the trials' `message` and prints one line instead."""
+    try:
+        from keras_tuner.src import config as tuner_config
+    except ImportError:  # a keras-tuner without the switch: its output stays as it is
+        yield
+        return
+    previous = tuner_config.DEBUG
+    tuner_config.DEBUG = show
+    try:
+        yield
+    finally:
+        tuner_config.DEBUG = previous
 
 
 @dataclass
@@ -831,6 +854,9 @@ def search(
     if fitting is not None:
         say(f"Budget: max_macs={hypermodel.max_macs}, max_params={hypermodel.max_params}; the narrowest configuration "
             f"that fits has {fitting.macs:,} MACs and {fitting.params:,} parameters.")
+    else:  # no budget: build the default configuration once, so that builder errors surface here, not per trial
+        default = hypermodel.cost(space)
+        say(f"The default configuration has {default.macs:,} MACs and {default.params:,} parameters.")
 
     os.makedirs(directory, exist_ok=True)
     preprocessing_path = os.path.join(directory, "preprocessing.json")
@@ -860,16 +886,21 @@ def search(
     before = len(made.oracle.trials)
     say(f"Searching {hypermodel.name} widths on {data.name} with {tuner} search: up to {max_trials} trials "
         f"({before} done), {epochs} epoch(s) of {steps} steps each, recipe {recipe.name!r}.")
-    made.search(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
-                shuffle=False)
+    with _failed_trial_tracebacks(verbose > 0):
+        made.search(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
+                    shuffle=False)
 
     rows = trial_rows(made)
     table = format_trial_table(rows, objective=objective)
     write_trial_csv(rows, os.path.join(directory, "trials.csv"))
     say(table)
+    for row in rows:
+        if row["status"] == "FAILED" and not row["message"].startswith("Over budget"):
+            say(f"Trial {row['trial_id']} failed: {row['message']} (traceback in "
+                f"{os.path.join(project, 'trial_' + row['trial_id'], 'trial.json')}).")
     completed = [r for r in rows if r["score"] is not None]
     pareto = plot_pareto(rows, os.path.join(directory, "pareto.png"), objective=objective,
-                         title=f"{hypermodel.name} on {data.name}") if plot else []
+                         title=f"{hypermodel.name} on {data.name}", max_macs=hypermodel.max_macs) if plot else []
     if not completed:
         reasons = sorted({r["message"] for r in rows if r["message"]})
         raise ValueError(
@@ -877,7 +908,9 @@ def search(
             "Widen the budget or the space, or raise max_trials."
         )
     best_trial = made.oracle.get_best_trials(1)[0]
-    best = made.get_best_models(1)[0]
+    with warnings.catch_warnings():  # the checkpoint holds optimizer slots the rebuilt model has not created
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        best = made.get_best_models(1)[0]
     scores = best.evaluate(eval_ds, verbose=0, return_dict=True)
     metrics = {
         "model": hypermodel.name,
