@@ -288,7 +288,8 @@ def GoogLeNet(
         raise ValueError(
             f"`input_shape` is too small for the auxiliary classifiers: with `aux_logits=True` height and width "
             f"must be at least {aux_minimum}x{aux_minimum} (their 5x5 average pooling needs a 5x5 grid at "
-            f"inception4a; without them the minimum is {net_minimum}x{net_minimum}). Received: input_shape={input_shape!r}"
+            f"inception4a; without them the minimum is {net_minimum}x{net_minimum}). "
+            f"Received: input_shape={input_shape!r}"
         )
 
     image, inputs = common.model_input(input_shape, input_tensor)

@@ -21,7 +21,7 @@ each unit takes its weights from:
 | `pool1_pool` | `maxpool1` |
 | `conv3b_1x1`, `conv4a_3x3` | `Conv2d_3b_1x1`, `Conv2d_4a_3x3` |
 | `pool2_pool` | `maxpool2` |
-| `mixed5b_{b}` for every branch conv `b` (`1x1`, `5x5_1`, `3x3dbl_2`, `7x7_3`, `7x7x3_4`, `3x3_2a`, ...) | `Mixed_5b.branch{b}` |
+| `mixed5b_{b}`, every branch conv `b` (`1x1`, `5x5_1`, `3x3dbl_2`, `7x7_3`, `7x7x3_4`, `3x3_2a`...) | `Mixed_5b.branch{b}` |
 | `mixed5b_pool_pad`, `mixed5b_pool`, `mixed5b_pool_proj` | `Mixed_5b.branch_pool` (its conv) |
 | `mixed7b_3x3_concat`, `mixed7b_3x3dbl_concat`, `mixed5b_concat` | (torch.cat) |
 | `aux1_pool`, `aux1_conv0`, `aux1_conv1`, `aux1_avg_pool` | `AuxLogits.conv0`, `AuxLogits.conv1` |
@@ -169,7 +169,8 @@ def grid_sizes(size: int) -> dict[str, int]:
 
 
 def minimum_size(aux_logits: bool) -> int:
-    """75 without the aux head; with it, the input whose 17x17-stage grid is 17 (its 5x5 conv needs 5x5 after pooling)."""
+    """75 without the aux head; with it, the input whose 17x17-stage grid is 17 (the aux 5x5 conv needs 5x5
+    after the 5x5/3 pooling)."""
     size = 1
     while grid_sizes(size)["8"] < 1 or (aux_logits and (grid_sizes(size)["17"] - 5) // 3 + 1 < 5):
         size += 1

@@ -35,7 +35,8 @@ GOOGLENET_COUNTS = {
 def test_googlenet_parameter_counts(variant, norm):
     without, with_aux = GOOGLENET_COUNTS[(variant, norm)]
     # Without aux heads the count does not depend on the input size (global average pooling): build small.
-    assert trainable(googlenet.GoogLeNet(aux_logits=False, norm=norm, variant=variant, input_shape=(32, 32, 3))) == without
+    small = googlenet.GoogLeNet(aux_logits=False, norm=norm, variant=variant, input_shape=(32, 32, 3))
+    assert trainable(small) == without
     # The paper's aux FC sees the 4x4 grid of 5x5/3 pooling on 14x14 (inputs 223..270); torchvision's pools
     # adaptively to 4x4 at any size.
     size = 224 if variant == "paper" else 96
@@ -52,7 +53,8 @@ def test_googlenet_batch_norm_count_is_lrn_count_plus_conv_widths():
 
 
 def test_googlenet_table_is_the_papers():
-    rows = {s.name: (s.n1x1, s.n3x3_reduce, s.n3x3, s.n5x5_reduce, s.n5x5, s.pool_proj) for s in googlenet.INCEPTION_TABLE}
+    rows = {s.name: (s.n1x1, s.n3x3_reduce, s.n3x3, s.n5x5_reduce, s.n5x5, s.pool_proj)
+            for s in googlenet.INCEPTION_TABLE}
     assert list(rows) == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
     assert rows["4d"] == (112, 144, 288, 32, 64, 64)
     # Output depths of Table 1.
@@ -100,7 +102,8 @@ def test_googlenet_lrn_layers_and_biases():
     assert model.get_layer("inception3a_1x1_conv").use_bias
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     plain = googlenet.GoogLeNet(norm=None, aux_logits=False, input_shape=(64, 64, 3))
-    assert not any(isinstance(layer, (keras.layers.BatchNormalization, LocalResponseNormalization)) for layer in plain.layers)
+    normalizers = (keras.layers.BatchNormalization, LocalResponseNormalization)
+    assert not any(isinstance(layer, normalizers) for layer in plain.layers)
     batch = googlenet.GoogLeNet(norm="batch", aux_logits=False, input_shape=(64, 64, 3))
     assert not batch.get_layer("inception3a_1x1_conv").use_bias
     assert batch.get_layer("inception3a_1x1_bn").epsilon == 1e-3
@@ -245,7 +248,8 @@ def test_lrn_round_trip_safe_mode(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert loaded.get_layer("norm").get_config()["alpha"] == 0.5
-    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_registered():
@@ -288,9 +292,12 @@ def torch_googlenet(classes: int):
         def __init__(self, cin, spec):
             super().__init__()
             self.branch1 = BasicConv2d(cin, spec.n1x1, 1)
-            self.branch2 = nn.Sequential(BasicConv2d(cin, spec.n3x3_reduce, 1), BasicConv2d(spec.n3x3_reduce, spec.n3x3, 3, padding=1))
-            self.branch3 = nn.Sequential(BasicConv2d(cin, spec.n5x5_reduce, 1), BasicConv2d(spec.n5x5_reduce, spec.n5x5, 3, padding=1))
-            self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(cin, spec.pool_proj, 1))
+            self.branch2 = nn.Sequential(BasicConv2d(cin, spec.n3x3_reduce, 1),
+                                         BasicConv2d(spec.n3x3_reduce, spec.n3x3, 3, padding=1))
+            self.branch3 = nn.Sequential(BasicConv2d(cin, spec.n5x5_reduce, 1),
+                                         BasicConv2d(spec.n5x5_reduce, spec.n5x5, 3, padding=1))
+            self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
+                                         BasicConv2d(cin, spec.pool_proj, 1))
 
         def forward(self, x):
             return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -493,7 +500,8 @@ def torch_inception_v3(classes: int):
             self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
             self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = A(192, 32), A(256, 64), A(288, 64)
             self.Mixed_6a = B(288)
-            self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e = C(768, 128), C(768, 160), C(768, 160), C(768, 192)
+            self.Mixed_6b, self.Mixed_6c = C(768, 128), C(768, 160)
+            self.Mixed_6d, self.Mixed_6e = C(768, 160), C(768, 192)
             self.AuxLogits = Aux()
             self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = D(768), E(1280), E(2048)
             self.fc = nn.Linear(2048, classes)
