@@ -80,7 +80,8 @@ def test_degradation_experiment(tmp_path):
         assert curves.iterations == [1, 2]
         assert all(0 <= e <= 1 for e in curves.train_error + curves.test_error)
     plain = results["findings"]["plain"]
-    assert plain["deeper_has_higher_train_error"] == (plain["train_error_curve_end"][1] > plain["train_error_curve_end"][0])
+    shallow, deep = plain["train_error_curve_end"]
+    assert plain["deeper_has_higher_train_error"] == (deep > shallow)
     text = _read(tmp_path / "report.md")
     assert "## What the numbers show" in text and "Deeper plain net (plainnet14)" in text
     saved = json.loads(_read(tmp_path / "results.json"))

@@ -22,7 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default=None,
                         help="where the report goes (default: experiments/NAME, or experiments/NAME-quick)")
     parser.add_argument("--dataset", default=None,
-                        help="'digits', a directory of class folders or a tensorflow-datasets name (default: the preset's)")
+                        help="'digits', a directory of class folders or a tensorflow-datasets name "
+                             "(default: the preset's)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                         help="a preset setting, e.g. --set epochs=3 --set depths=(20,32) (repeatable)")

@@ -32,7 +32,9 @@ def get_experiment(name: str):
     """The module of experiment `name` (it has `run(output_dir, *, quick, dataset, data_dir, command, **settings)`,
     `QUICK` and `FULL`)."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"`experiment` must be one of {', '.join(map(repr, EXPERIMENTS))}. Received: experiment={name!r}")
+        raise ValueError(
+            f"`experiment` must be one of {', '.join(map(repr, EXPERIMENTS))}. Received: experiment={name!r}"
+        )
     return importlib.import_module(EXPERIMENTS[name][0])
 
 

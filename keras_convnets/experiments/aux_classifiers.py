@@ -8,6 +8,7 @@ in training, a small one near the end, acting as a regularizer); the report only
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,7 @@ def run(
 ) -> dict:
     """Train GoogLeNet with and without aux heads, write `report.md`, `curves.png`, `results.json` and
     `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `AuxPreset`."""
+    started = time.perf_counter()
     from keras_convnets import recipes as recipes_lib
     from keras_convnets.googlenet import GoogLeNet
 
@@ -114,10 +116,10 @@ def run(
             "train_error_without_aux": b.final_train_error,
             "seconds_with_aux": a.seconds,
             "seconds_without_aux": b.seconds,
-            "test_errors_examples": [round(a.final_test_error * data.num_test), round(b.final_test_error * data.num_test)],
+            "test_errors_examples": [round(c.final_test_error * data.num_test) for c in (a, b)],
         },
     }
-    _write_report(output_dir, results, preset, command)
+    _write_report(output_dir, time.perf_counter() - started, results, preset, command)
     return results
 
 
@@ -125,8 +127,10 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _write_report(output_dir: str, results: dict, preset: AuxPreset, command: str | None) -> None:
-    report = Report(output_dir, "Auxiliary classifiers: GoogLeNet with and without its aux heads", command=command)
+def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: AuxPreset,
+                  command: str | None) -> None:
+    report = Report(output_dir, "Auxiliary classifiers: GoogLeNet with and without its aux heads", command=command,
+                    wall_seconds=wall_seconds)
     ds, runs, f = results["dataset"], results["runs"], results["findings"]
     report.text(
         f"GoogLeNet (variant `{preset.variant}`, norm `{preset.norm}`) on `{ds['name']}` ({ds['train']:,} training, "

@@ -8,6 +8,7 @@ and whether the deeper residual net ended lower.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ class DegradationPreset:
 
 
 FULL = DegradationPreset()
-QUICK = DegradationPreset(depths=(8, 32), dataset="digits", epochs=8, batch_size=64, points=16)
+QUICK = DegradationPreset(depths=(8, 32), dataset="digits", image_size=16, epochs=8, batch_size=64, points=16)
 
 
 def build(family: str, depth: int, residual: bool, *, image_size: int, classes: int) -> keras.Model:
@@ -85,6 +86,7 @@ def run(
 ) -> dict:
     """Train every (depth, plain/residual) pair, write `report.md`, `curves.png`, `results.json` and
     `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `DegradationPreset`."""
+    started = time.perf_counter()
     from keras_convnets import recipes as recipes_lib
 
     if dataset is not None:
@@ -122,7 +124,7 @@ def run(
         "runs": {name: c for name, c in runs.items()},
         "findings": findings(runs, preset.depths),
     }
-    _write_report(output_dir, results, runs, preset, command)
+    _write_report(output_dir, time.perf_counter() - started, results, runs, preset, command)
     return results
 
 
@@ -152,8 +154,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _write_report(output_dir, results, runs, preset, command) -> None:
-    report = Report(output_dir, "Degradation: plain nets against ResNets at two depths", command=command)
+def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> None:
+    report = Report(output_dir, "Degradation: plain nets against ResNets at two depths", command=command,
+                    wall_seconds=wall_seconds)
     ds = results["dataset"]
     report.text(
         f"Dataset `{ds['name']}` ({ds['train']:,} training and {ds['test']:,} test images, {ds['classes']} classes) "

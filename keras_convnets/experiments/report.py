@@ -103,7 +103,8 @@ class Report:
     `report.csv("errors.csv", rows)`, `report.text(markdown)`, `report.heading(text)`.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, title: str, *, command: str | None = None):
+    def __init__(self, output_dir: str | os.PathLike, title: str, *, command: str | None = None,
+                 wall_seconds: float | None = None):
         if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
             raise TypeError(f"`output_dir` must be a directory path. Received: output_dir={output_dir!r}")
         self.output_dir = os.fspath(output_dir)
@@ -113,6 +114,7 @@ class Report:
         self.title = title
         self.command = command or " ".join(["python"] + [os.path.basename(sys.argv[0])] + sys.argv[1:])
         self.started = utc_now()
+        self.wall_seconds = wall_seconds
         self.parts: list[str] = []
         self.files: list[str] = []
 
@@ -170,6 +172,8 @@ class Report:
             f"- Date: {self.started}",
             f"- Machine: {machine_description()}",
         ]
+        if self.wall_seconds is not None:
+            header.append(f"- Wall time of the whole experiment: {self.wall_seconds:.0f} s")
         data_files = [f for f in self.files if not f.endswith(".png")]
         if data_files:
             header.append("- Raw numbers: " + ", ".join(f"[{f}]({f})" for f in data_files))
