@@ -14,7 +14,6 @@ checkpoint, optimizer state included, and ends where an uninterrupted run ends (
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -148,6 +147,24 @@ def _prepare_for_multi_worker(model: keras.Model, strategy: tf.distribute.Strate
     model.test_step = with_vector_logs(model.test_step)
 
 
+def _float32_copy(trained: keras.Model, build: Callable[[], keras.Model], *, loss, jit: bool) -> keras.Model:
+    """The same network in float32, with the trained weights, compiled with the same loss and metrics (and a
+    fresh optimizer of the same configuration)."""
+    previous = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("float32")
+        copy = build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if hasattr(trained, "aux_loss_weight"):
+        copy.aux_loss_weight = trained.aux_loss_weight
+    copy.set_weights(trained.get_weights())
+    optimizer = getattr(trained.optimizer, "inner_optimizer", trained.optimizer)
+    copy.compile(optimizer=type(optimizer).from_config(optimizer.get_config()), loss=loss, metrics=["accuracy"],
+                 jit_compile=jit)
+    return copy
+
+
 def check_run_dir(output_dir: str, config: dict) -> dict | None:
     """The `run.json` already in `output_dir`, after checking it describes the same run as `config`; None when
     the directory holds no run. A different run is a `ValueError` and nothing is written."""
@@ -184,35 +201,16 @@ def export_model(
     labels: list[str],
     preprocessing: Preprocessing,
     metrics: dict,
+    info: dict | None = None,
 ) -> str:
-    """Write the inference model (auxiliary heads stripped, no optimizer) with `labels.txt`, `preprocessing.json`
-    and `metrics.json` to `export_dir`, replacing what is there only once everything is written."""
-    try:
-        from keras_convnets.aux import strip_aux
-    except ImportError:  # the aux models are optional
-        def strip_aux(m):
-            return m
+    """Export the trained model to `export_dir` with `keras_convnets.export.export_bundle` (SavedModel, TFLite and
+    `.keras`, the preprocessing in the graph, each checked against Keras, `labels.txt`, `model_card.json`),
+    replacing what is there only once everything is written and checked."""
+    from keras_convnets.export import Run, export_bundle
 
-    export_dir = os.path.normpath(os.fspath(export_dir))
-    parent = os.path.dirname(export_dir) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(export_dir)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    main = strip_aux(model)
-    inference = keras.Model(main.inputs, main.outputs, name=main.name)  # same layers, uncompiled
-    inference.save(os.path.join(tmp, "model.keras"))
-    run_callbacks.write_text_atomic(os.path.join(tmp, "labels.txt"), "".join(f"{label}\n" for label in labels))
-    preprocessing.save(os.path.join(tmp, "preprocessing.json"))
-    run_callbacks.write_json_atomic(os.path.join(tmp, "metrics.json"), metrics)
-    old = None
-    if os.path.exists(export_dir):
-        old = os.path.join(parent, f".{os.path.basename(export_dir)}.old-{os.getpid()}")
-        os.replace(export_dir, old)
-    os.replace(tmp, export_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-    return export_dir
+    run = Run(metrics.get("model", model.name), model, preprocessing, list(labels), dict(metrics), dict(info or {}))
+    export_bundle(run, export_dir, overwrite=True)
+    return os.fspath(export_dir)
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -422,6 +420,12 @@ def train(
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles, reproducibly
         )
+    if precision != "float32":  # the final model computes in float32: it loads, evaluates and exports anywhere
+        with strategy.scope():
+            net = _float32_copy(net, lambda: _build(model, image_size=image_size, classes=data.num_classes,
+                                                    options=model_options), loss=loss, jit=jit)
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            _prepare_for_multi_worker(net, strategy, eval_ds)
     scores = net.evaluate(eval_ds, verbose=0, return_dict=True)
     history = recorder.history
     metrics = {
@@ -452,7 +456,8 @@ def train(
             run_callbacks.plot_curves(history, os.path.join(output_dir, "curves.png"), title=f"{name} on {data.name}")
         run_callbacks.write_json_atomic(os.path.join(output_dir, "metrics.json"), metrics)
     if export_dir is not None and chief:
-        export_dir = export_model(net, os.fspath(export_dir), labels=data.labels, preprocessing=preprocessing, metrics=metrics)
+        export_dir = export_model(net, os.fspath(export_dir), labels=data.labels, preprocessing=preprocessing,
+                                  metrics=metrics, info=config)
     say(
         f"Test accuracy {100 * metrics['test_accuracy']:.2f}% (loss {metrics['test_loss']:.4f}) on {data.num_test} "
         f"images after {epochs} epochs, {metrics['seconds']:.0f} s."

@@ -94,10 +94,15 @@ def test_the_run_directory_is_complete(finished_run):
 def test_the_export(finished_run):
     result, root, _ = finished_run
     export = root / "export"
-    assert sorted(os.listdir(export)) == ["labels.txt", "metrics.json", "model.keras", "preprocessing.json"]
+    assert {"labels.txt", "model.keras", "model_card.json", "saved_model"} <= set(os.listdir(export))
+    card = json.loads((export / "model_card.json").read_text())
+    assert card["metrics"]["test_accuracy"] == result.metrics["test_accuracy"]
+    assert all(parity["passed"] for parity in card["parity"].values())
     model = keras.saving.load_model(export / "model.keras", safe_mode=True)
-    assert getattr(model, "optimizer", None) is None  # an inference model: no optimizer state
-    assert json.loads((export / "metrics.json").read_text())["test_accuracy"] == result.metrics["test_accuracy"]
+    # the export takes raw pixels: the preprocessing is in the graph
+    images = np.random.default_rng(0).uniform(0, 255, size=(2, 16, 16, 3)).astype("float32")
+    expected = result.model.predict(result.preprocessing(images).numpy(), verbose=0)
+    np.testing.assert_allclose(model.predict(images, verbose=0), expected, atol=1e-5)
 
 
 def test_rerunning_a_finished_run_trains_nothing_more(finished_run):
