@@ -975,12 +975,12 @@ def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_di
         try:
             data = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True)
         except Exception as error:  # tfds raises AssertionError, ValueError, DatasetNotFoundError ...
-            errors.append(f"{split}: {error}")
+            errors.append(f"{split}: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
             continue
         height, width, _ = shape
         data = data.take(count).map(lambda image, label: tf.image.resize(tf.cast(image, tf.float32), (height, width)))
         return as_images(data.batch(64), shape, argument="dataset", limit=count)
     raise ValueError(
-        f"The run's dataset {name!r} is not available offline ({errors[-1][:200]}); pass images with "
+        f"The run's dataset {name!r} is not available offline ({errors[-1]}); pass images with "
         "`--representative-dir`."
     )
