@@ -31,7 +31,6 @@ best model exported: `search(hypermodel, "digits", tuner="bayesian", max_trials=
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import dataclasses
 import itertools
@@ -761,7 +760,7 @@ def search(
     seed: int = 0,
     data_dir: str | os.PathLike | None = None,
     max_consecutive_failed_trials: int | None = None,
-    export: bool = True,
+    export_formats: Sequence[str] = ("keras",),
     plot: bool = True,
     verbose: int = 0,
     print_fn: Callable[[str], None] | None = print,
@@ -771,17 +770,20 @@ def search(
 
     `tuner/` (the keras-tuner project: rerun with `resume=True` to continue a stopped search), `search.json`,
     `preprocessing.json`, `labels.txt`, `trials.csv`, `pareto.png` (accuracy against MACs, Pareto front marked)
-    and `best/` (`model.keras` without auxiliary heads, `labels.txt`, `preprocessing.json`, `metrics.json`).
+    and `best/`: the best trial's model exported by `keras_convnets.export.export_bundle` in `export_formats`
+    (default `model.keras`: raw pixels in, the recipe's preprocessing layer in front, auxiliary heads stripped;
+    add "saved_model", "tflite"), with `labels.txt`, `model_card.json` and `metrics.json`.
 
     The budget is checked before searching (`hypermodel.check_budget`). `resume=None` continues a search found
     in `directory` and starts one otherwise; `resume=True` requires one, `resume=False` refuses one (unless
     `overwrite=True`, which starts afresh). The validation data of every trial is the dataset's test split.
+    `hypermodel.batch_size`, `.epochs` and `.steps_per_epoch` are set to this search's, for the recipe's schedule.
     """
     from keras_convnets import data as data_lib
     from keras_convnets import distribute
     from keras_convnets.callbacks import write_json_atomic, write_text_atomic
     from keras_convnets.preprocessing import Preprocessing
-    from keras_convnets.trainer import export_model
+    from keras_convnets.export import FORMATS, Run, export_bundle
 
     say = print_fn or (lambda *_: None)
     if not isinstance(hypermodel, BottleneckHyperModel):
@@ -791,6 +793,9 @@ def search(
     common.check_choice("tuner", tuner, TUNERS)
     common.check_int("max_trials", max_trials, minimum=1)
     common.check_int("epochs", epochs, minimum=1)
+    export_formats = list(export_formats or ())
+    for value in export_formats:
+        common.check_choice("export_formats", value, FORMATS)
     if resume and overwrite:
         raise ValueError("`resume=True` and `overwrite=True` contradict each other. Received: resume=True, overwrite=True")
     directory = os.path.normpath(os.fspath(directory))
@@ -820,7 +825,7 @@ def search(
     if distribution_strategy is not None:
         distribute.check_global_batch(batch_size, distribution_strategy)
     steps = steps_per_epoch or data_lib.steps_per_epoch_for(data.num_train, batch_size)
-    hypermodel = copy.copy(hypermodel)
+    # the trials' learning-rate schedule spans this training (keras-tuner binds `build` to the instance: no copy)
     hypermodel.batch_size, hypermodel.epochs, hypermodel.steps_per_epoch = batch_size, epochs, steps
 
     space = hypermodel.space(hyperparameters)
@@ -928,12 +933,14 @@ def search(
         "trials": len(rows),
         "completed": len(completed),
     }
-    if export:
-        export_model(best, os.path.join(directory, "best"), labels=list(data.labels), preprocessing=preprocessing,
-                     metrics=metrics)
+    if export_formats:
+        best_dir = os.path.join(directory, "best")
+        run = Run(hypermodel.name, strip_aux(best), preprocessing, list(data.labels), dict(metrics), {"search": config})
+        export_bundle(run, best_dir, formats=export_formats, overwrite=True)
+        write_json_atomic(os.path.join(best_dir, "metrics.json"), metrics)
     say(f"Best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {_describe(metrics['hyperparameters'])}"
         f" ({metrics['macs']:,} MACs, {metrics['params']:,} parameters)."
-        + (f" Exported to {os.path.join(directory, 'best')}." if export else ""))
+        + (f" Exported to {os.path.join(directory, 'best')}." if export_formats else ""))
     return SearchResult(
         tuner=made,
         rows=rows,

@@ -54,6 +54,15 @@ def _scales(text: str) -> list[float]:
     return values
 
 
+def _formats(text: str) -> list[str]:
+    from keras_convnets.export import FORMATS
+
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values or any(v not in FORMATS for v in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated among {', '.join(FORMATS)}, got {text!r}")
+    return values
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.distribute import STRATEGIES
     from keras_convnets.recipes import list_recipes
@@ -82,6 +91,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="multipliers of the paper's widths to search (default 0.25,0.5,0.75,1)")
     parser.add_argument("--granularity", choices=GRANULARITIES, default="stage",
                         help="GoogLeNet: one width scale per stage (default) or one width per module")
+    parser.add_argument("--export-formats", type=_formats, default=["keras"],
+                        help="how the best model is exported to OUTPUT_DIR/best: comma-separated among keras "
+                             "(default), saved_model, tflite")
     parser.add_argument("--strategy", choices=STRATEGIES, default=None, help="tf.distribute strategy (default: none)")
     parser.add_argument("--output-dir", default=None, help="the search directory (default tuning/MODEL-DATASET)")
     group = parser.add_mutually_exclusive_group()
@@ -135,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         resume=True if args.resume else (None if args.overwrite else False),
         distribution_strategy=args.strategy,
         seed=args.seed,
+        export_formats=args.export_formats,
     )
     print(f"Pareto front (trials): {', '.join(result.pareto) or '-'}. Results: {output_dir} "
           "(trials.csv, pareto.png, best/model.keras).")
