@@ -36,6 +36,7 @@ AUGMENTATIONS = ("crop_flip", "scale", "inception", "none")
 EMBEDDED = ("digits",)
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 AUTOTUNE = tf.data.AUTOTUNE
+IN_GRAPH_LIMIT = 1 << 30  # a training set held as one tensor stays well under the 2 GB limit of a graph
 
 
 @dataclass
@@ -463,7 +464,8 @@ def train_pipeline(
     seed = int(seed)
     epoch_seeds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch))
 
-    if augmentation in ("crop_flip", "none") and cache and fits_in_memory(data.num_train, image_size):
+    in_memory = data.num_train * image_size * image_size * 3 <= min(_memory_limit(), IN_GRAPH_LIMIT)
+    if augmentation in ("crop_flip", "none") and cache and in_memory:
         images, labels = materialize(data, image_size=image_size)
         count = len(images)
         whole = tf.data.Dataset.from_tensors((images, labels))  # the training set as one element

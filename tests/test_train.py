@@ -17,6 +17,8 @@ import keras_convnets
 from keras_convnets import data, distribute, trainer
 from keras_convnets.preprocessing import Preprocessing
 
+pytestmark = pytest.mark.xdist_group("train")  # one worker builds the shared finished run
+
 
 def resnet8(**kwargs):
     return keras_convnets.CifarResNet(8, **kwargs)
