@@ -355,7 +355,7 @@ def staged(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[tupl
         if not os.path.lexists(staging):
             raise RuntimeError(f"Nothing was staged for {path!r}.")
         check_destination(path, overwrite)
-        if os.path.isdir(path) and not os.path.islink(path):
+        if os.path.lexists(path) and (os.path.isdir(path) or os.path.isdir(staging)):
             os.rename(path, os.path.join(root, "previous"))  # removed with the staging directory
         os.replace(staging, path)
     finally:
@@ -405,6 +405,12 @@ def as_images(data: Any, shape: Sequence[int], *, argument: str, limit: int | No
     return array.astype("float32")
 
 
+def as_pixels(images: np.ndarray) -> np.ndarray:
+    """Parity images as whole pixel values in [0, 255], so that the float32 and the uint8 signatures see
+    the same batch."""
+    return np.clip(np.round(images), 0, 255).astype("float32")
+
+
 def random_images(shape: Sequence[int], count: int = PARITY_IMAGES, seed: int = 0) -> np.ndarray:
     """Integer-valued raw pixels, so the same batch feeds the float and the uint8 signatures."""
     return np.random.default_rng(seed).integers(0, 256, (count, *shape)).astype("float32")
@@ -444,10 +450,10 @@ def split_calibration(
                 )
             cut = len(representative) - max(1, len(representative) // 4)
             representative, held_out = representative[:cut], representative[cut:]
-        return representative, held_out
+        return representative, as_pixels(held_out)
     if held_out is None:
         held_out = representative if representative is not None else random_images(shape)
-    return None, held_out
+    return None, as_pixels(held_out)
 
 
 # ------------------------------------------------------------------------------------------- TFLite
@@ -610,8 +616,8 @@ def export_saved_model(
     """
     graph = InferenceGraph(model, strip_aux=strip_aux, include_preprocessing=include_preprocessing,
                            preprocessing=preprocessing)
-    images = as_images(parity_data, graph.input_shape, argument="parity_data") if parity_data is not None \
-        else random_images(graph.input_shape)
+    images = as_pixels(as_images(parity_data, graph.input_shape, argument="parity_data")) \
+        if parity_data is not None else random_images(graph.input_shape)
     reference = graph.reference(images)
     with staged(path, overwrite=overwrite) as (staging, _):
         _write_saved_model(graph, staging)
@@ -818,9 +824,11 @@ def export_bundle(
     with staged(output, overwrite=overwrite) as (staging, scratch):
         os.mkdir(staging)
         saved_model_dir = os.path.join(staging if "saved_model" in formats else scratch, "saved_model")
-        if "saved_model" in formats or quantizations:
+        if "saved_model" in formats or quantizations:  # the TFLite files are converted from it: always checked
             _write_saved_model(graph, saved_model_dir)
-            parities["saved_model"] = _check_saved_model(saved_model_dir, float_images, graph.reference(float_images))
+            parity = _check_saved_model(saved_model_dir, float_images, graph.reference(float_images))
+            if "saved_model" in formats:
+                parities["saved_model"] = parity
         if "keras" in formats:
             keras_path = os.path.join(staging, "model.keras")
             graph.keras_model().save(keras_path)
@@ -978,7 +986,9 @@ def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_di
             errors.append(f"{split}: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
             continue
         height, width, _ = shape
-        data = data.take(count).map(lambda image, label: tf.image.resize(tf.cast(image, tf.float32), (height, width)))
+        data = data.take(count).map(
+            lambda image, label: tf.round(tf.image.resize(tf.cast(image, tf.float32), (height, width)))
+        )
         return as_images(data.batch(64), shape, argument="dataset", limit=count)
     raise ValueError(
         f"The run's dataset {name!r} is not available offline ({errors[-1]}); pass images with "
