@@ -152,3 +152,23 @@ def test_cli(tmp_path, capsys):
     assert "too few for this experiment's split" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["experiment", "ablation"])
+
+
+def test_evaluator_in_memory_and_streamed_agree():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_convnets.experiments.training import Evaluator
+
+    rng = np.random.RandomState(0)
+    images = rng.uniform(size=(23, 4, 4, 3)).astype("float32")
+    labels = rng.randint(0, 3, size=23).astype("int32")
+    x = keras.Input((4, 4, 3))
+    model = keras.Model(x, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    expected = float(np.mean(model.predict(images, verbose=0).argmax(-1) != labels))
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(5)
+    held = Evaluator(dataset, num_examples=23, image_size=4)
+    streamed = Evaluator(dataset, num_examples=23, image_size=4, memory_limit=0)
+    assert held.images is not None and streamed.images is None
+    assert held.error(model) == streamed.error(model) == expected

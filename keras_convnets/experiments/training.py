@@ -76,31 +76,37 @@ def _main_output(y):
 
 
 class Evaluator:
-    """Errors of a model on a fixed split, computed in inference mode on arrays held in memory."""
+    """Errors of a model on a fixed split, computed in inference mode. A split that fits in `memory_limit` bytes
+    (as float32) is held in memory as arrays; a larger one is streamed from its pipeline at every evaluation."""
 
-    def __init__(self, dataset, batch_size: int = 256):
-        xs, ys = [], []
-        for x, y in dataset.as_numpy_iterator():
-            xs.append(x)
-            ys.append(y)
-        self.images = np.concatenate(xs)
-        self.labels = np.concatenate(ys).astype("int64")
-        self.batch_size = batch_size
+    def __init__(self, dataset, *, num_examples: int | None = None, image_size: int | None = None,
+                 memory_limit: int = 1 << 30):
+        self.dataset = dataset
+        size = None if num_examples is None or image_size is None else num_examples * image_size**2 * 3 * 4
+        self.images = self.labels = None
+        if size is None or size <= memory_limit:
+            xs, ys = [], []
+            for x, y in dataset.as_numpy_iterator():
+                xs.append(x)
+                ys.append(y)
+            self.images = np.concatenate(xs)
+            self.labels = np.concatenate(ys).astype("int64")
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def predictions(self, model: keras.Model, *, compiled=None) -> np.ndarray:
-        out = []
-        for start in range(0, len(self.labels), self.batch_size):
-            batch = self.images[start : start + self.batch_size]
-            y = compiled(batch) if compiled is not None else model(batch, training=False)
-            out.append(np.asarray(_main_output(y)))
-        return np.concatenate(out)
+    def _batches(self):
+        if self.images is None:
+            yield from self.dataset.as_numpy_iterator()
+            return
+        for start in range(0, len(self.labels), 256):
+            yield self.images[start : start + 256], self.labels[start : start + 256]
 
     def error(self, model: keras.Model, *, compiled=None) -> float:
-        predicted = self.predictions(model, compiled=compiled).argmax(axis=-1)
-        return float(np.mean(predicted != self.labels))
+        wrong = total = 0
+        for images, labels in self._batches():
+            y = compiled(images) if compiled is not None else model(images, training=False)
+            predicted = np.asarray(_main_output(y)).argmax(axis=-1)
+            wrong += int(np.sum(predicted != labels))
+            total += len(labels)
+        return wrong / max(total, 1)
 
 
 class _CurveCallback(keras.callbacks.Callback):
@@ -198,10 +204,12 @@ def make_evaluators(data, *, image_size: int, recipe, preprocessing) -> tuple[Ev
     from keras_convnets import data as data_lib
 
     def split(which):
-        return Evaluator(data_lib.eval_pipeline(
+        pipeline = data_lib.eval_pipeline(
             data, batch_size=256, image_size=image_size, augmentation=recipe.augmentation,
             preprocessing=preprocessing, split=which,
-        ))
+        )
+        count = data.num_train if which == "train" else data.num_test
+        return Evaluator(pipeline, num_examples=count, image_size=image_size)
 
     return split("train"), split("test")
 
