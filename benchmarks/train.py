@@ -1,0 +1,275 @@
+"""Training throughput, side by side: our models with our training step, keras.applications, plain torch.nn.
+
+    python -m benchmarks.train                      # ResNet-20, ResNet-50, GoogLeNet; float32 and mixed bfloat16
+    python -m benchmarks.train --models resnet20 --rounds 5
+    python -m benchmarks.train --smoke              # one tiny step of each configuration (what the tests run)
+
+"Our training step" is what `keras_convnets.train` compiles: the registered model built under the dtype policy,
+the model's recipe's optimizer (weight decay included) and loss, `metrics=["accuracy"]`, `jit_compile` as
+`trainer.resolve_jit_compile("auto")` picks it. One fixed batch is fed from a repeated `tf.data` dataset, so the
+input pipeline is not part of this measurement (see `benchmarks.data`). keras.applications' ResNet50 gets the
+same compile. The PyTorch column is the same network in plain `torch.nn` (`benchmarks/torch_models.py`),
+channels_last, SGD with momentum, bfloat16 through `torch.autocast`; torch is optional and its columns are
+skipped when it is missing.
+
+GFLOP/s counts a training step as 3 x the forward MACs (forward, gradient of the input, gradient of the
+weights) x 2 FLOPs, with the MACs from `keras_convnets.profiler`. "% peak" divides by a matmul's rate measured
+in the same rounds (float32 matmul for float32 rows, bfloat16 matmul for bfloat16 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass
+
+from benchmarks import common
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str  # registered name and key of benchmarks.torch_models.MODELS
+    size: int
+    batch: int
+    classes: int
+    applications: bool = False  # also time keras.applications.ResNet50
+
+
+WORKLOADS = {
+    "resnet20": Workload("resnet20", 32, 128, 10),
+    "resnet50": Workload("resnet50", 224, 32, 1000, applications=True),
+    "googlenet": Workload("googlenet", 224, 32, 1000),
+}
+SMOKE_WORKLOADS = {
+    "resnet20": Workload("resnet20", 32, 4, 10),
+    "resnet50": Workload("resnet50", 32, 2, 10, applications=True),
+    "googlenet": Workload("googlenet", 79, 2, 10),
+}
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
+    """Compile `model` as `keras_convnets.train` does for the registered model `name`."""
+    from keras_convnets import recipes, trainer
+    from keras_convnets.losses import SparseCategoricalCrossentropy
+
+    recipe = recipes.default_recipe(name)
+    learning_rate = recipes.learning_rate_schedule(
+        recipe, batch_size=batch, steps_per_epoch=100, epochs=10, model_name=name
+    )
+    loss = (
+        SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        if recipe.label_smoothing
+        else "sparse_categorical_crossentropy"
+    )
+    model.compile(
+        optimizer=recipes.make_optimizer(recipe, learning_rate),
+        loss=loss,
+        metrics=["accuracy"],
+        jit_compile=trainer.resolve_jit_compile(jit_compile),
+    )
+    return model
+
+
+def keras_step(model, workload: Workload, *, on_device: bool = True):
+    """`run(steps)`: `steps` calls of the model's compiled train function on one fixed batch."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((workload.batch, workload.size, workload.size, 3)) * 255).astype("float32")
+    labels = rng.integers(0, workload.classes, workload.batch).astype("int32")
+    ds = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    if on_device and tf.config.list_physical_devices("GPU"):  # keep the fixed batch on the GPU: no copy per step
+        ds = ds.apply(tf.data.experimental.copy_to_device("/gpu:0"))
+        with tf.device("/gpu:0"):
+            iterator = iter(ds.prefetch(1))
+    else:
+        iterator = iter(ds)
+    model.make_train_function()
+    function = model.train_function
+
+    def run(steps: int):
+        for _ in range(steps):
+            logs = function(iterator)
+        return float(logs["loss"])
+
+    return run
+
+
+def ours(workload: Workload, policy: str, *, jit_compile="auto"):
+    import keras_convnets
+
+    with dtype_policy(policy):
+        model = keras_convnets.get_model(
+            workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
+        )
+    compile_like_trainer(model, workload.model, batch=workload.batch, jit_compile=jit_compile)
+    return model, keras_step(model, workload)
+
+
+def applications_resnet50(workload: Workload, policy: str):
+    import keras
+
+    with dtype_policy(policy):
+        model = keras.applications.ResNet50(
+            weights=None, input_shape=(workload.size, workload.size, 3), classes=workload.classes
+        )
+    compile_like_trainer(model, "resnet50", batch=workload.batch)
+    return keras_step(model, workload)
+
+
+def torch_step(workload: Workload, policy: str):
+    from benchmarks import torch_models
+
+    step = torch_models.TrainStep(
+        workload.model, batch=workload.batch, size=workload.size, classes=workload.classes,
+        bfloat16=policy == "mixed_bfloat16",
+    )
+    return step
+
+
+def cpu_ratio(timings, mine: str | None, theirs: str | None) -> float | None:
+    """Ratio of images per CPU-second of this process (median over rounds)."""
+    import statistics
+
+    if not mine or not theirs or mine not in timings or theirs not in timings:
+        return None
+    return statistics.median(timings[mine].cpu_rates) / statistics.median(timings[theirs].cpu_rates)
+
+
+def training_flops(model) -> float:
+    """FLOPs of one training step per image: 3 x forward MACs x 2."""
+    from keras_convnets.profiler import profile
+
+    return 6.0 * profile(model).macs
+
+
+def benchmark(
+    models=("resnet20", "resnet50", "googlenet"),
+    precisions=PRECISIONS,
+    *,
+    rounds: int = 3,
+    steps: dict[str, int] | None = None,
+    smoke: bool = False,
+    use_torch: bool = True,
+    threads: int | None = None,
+    log=None,
+) -> str:
+    """Run the training benchmark and return its report (a markdown table and notes)."""
+    load_before = common.load_average()
+    common.set_threads(threads)
+    torch = common.optional_torch() if use_torch else None
+    if torch is not None and threads is None:
+        common.set_torch_threads(torch)
+    table = SMOKE_WORKLOADS if smoke else WORKLOADS
+    steps = steps or {}
+    configs, rows_spec = [], []
+    peaks = {}
+    for precision in precisions:
+        dtype = "bfloat16" if precision == "mixed_bfloat16" else "float32"
+        peak = common.matmul_config(dtype, size=128 if smoke else 1024, repeats=1 if smoke else 8)
+        if smoke:
+            peak.warmup, peak.steps = 1, 1
+        peaks[precision] = peak.name
+        configs.append(peak)
+    for name in models:
+        if name not in table:
+            raise ValueError(f"`models` must be among {', '.join(table)}. Received: {name!r}")
+        workload = table[name]
+        n = 1 if smoke else steps.get(name, 3 if workload.size <= 64 else 1)
+        for precision in precisions:
+            model, run = ours(workload, precision)
+            flops = training_flops(model)
+            entry = {"workload": workload, "precision": precision, "flops": flops, "ours": f"ours {name} {precision}"}
+            configs.append(common.Config(entry["ours"], run, workload.batch, steps=n))
+            if workload.applications:
+                entry["applications"] = f"keras.applications {name} {precision}"
+                configs.append(common.Config(entry["applications"], applications_resnet50(workload, precision),
+                                             workload.batch, steps=n))
+            if torch is not None:
+                entry["torch"] = f"torch {name} {precision}"
+                configs.append(common.Config(entry["torch"], torch_step(workload, precision), workload.batch, steps=n))
+            rows_spec.append(entry)
+    timings = common.measure(configs, rounds=1 if smoke else rounds, log=log)
+
+    headers = ["model", "batch", "precision", "ours img/s", "keras.applications img/s", "torch img/s",
+               "ours / keras.applications", "ours / torch", "ours / torch (CPU time)", "ours GFLOP/s", "ours % peak", "torch % peak",
+               "matmul peak GFLOP/s"]
+    rows = []
+    for entry in rows_spec:
+        workload = entry["workload"]
+        mine = timings[entry["ours"]].median
+        apps = timings[entry["applications"]].median if "applications" in entry else None
+        theirs = timings[entry["torch"]].median if "torch" in entry else None
+        peak = timings[peaks[entry["precision"]]].median / 1e9
+        gflops = mine * entry["flops"] / 1e9
+        rows.append([
+            f"{workload.model} ({workload.size}px)" + (" + aux heads" if workload.model == "googlenet" else ""),
+            workload.batch,
+            "bfloat16" if entry["precision"] == "mixed_bfloat16" else "float32",
+            common.fmt(mine),
+            common.fmt(apps),
+            common.fmt(theirs),
+            common.fmt(mine / apps if apps else None, 2),
+            common.fmt(mine / theirs if theirs else None, 2),
+            common.fmt(cpu_ratio(timings, entry.get("ours"), entry.get("torch")), 2),
+            common.fmt(gflops),
+            common.fmt(100 * gflops / peak, 2),
+            common.fmt(100 * theirs * entry["flops"] / 1e9 / peak if theirs else None, 2),
+            common.fmt(peak),
+        ])
+    notes = []
+    if torch is None:
+        notes.append("torch is not installed (`pip install torch`): the PyTorch columns are empty.")
+    noisy = [t for t in timings.values() if t.spread > 0.25]
+    if noisy:
+        notes.append("Noisy (spread over rounds > 25%): " + ", ".join(f"{t.name} ({t.spread:.0%})" for t in noisy) + ".")
+    notes.append(f"Threads per framework: {threads or 'all CPUs'}.")
+    header = common.report_header("Training throughput", rounds=1 if smoke else rounds, load_before=load_before)
+    return "\n".join([header, common.markdown_table(headers, rows), ""] + notes)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="resnet20,resnet50,googlenet", help="comma-separated: " + ", ".join(WORKLOADS))
+    parser.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated: float32, mixed_bfloat16")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median reported)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per timed round (default 3 at 32px, 1 at 224px)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per framework (default: all CPUs); 1 gives robust ratios on a busy machine")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one step, one round: checks that it runs")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            parser.error(f"--precisions must be among {', '.join(PRECISIONS)}. Received: {precision!r}")
+    for model in models:
+        if model not in WORKLOADS:
+            parser.error(f"--models must be among {', '.join(WORKLOADS)}. Received: {model!r}")
+    steps = {m: args.steps for m in models} if args.steps else None
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    print(benchmark(models, precisions, rounds=args.rounds, steps=steps, smoke=args.smoke,
+                    use_torch=not args.no_torch, threads=args.threads, log=log))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
