@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast table demo bench
+.PHONY: install test test-fast table demo bench bench-smoke
 
 install:
 	$(PYTHON) -m pip install -q -e ".[test]"
@@ -17,3 +17,15 @@ test-fast:
 # Rewrite the README's table of models from the registry and the profiler.
 table:
 	$(PYTHON) -m keras_convnets.model_table --update README.md
+
+# Speed, side by side (see benchmarks/RESULTS.md); a few minutes on 2 cores. torch is optional.
+bench:
+	$(PYTHON) -m benchmarks.train
+	$(PYTHON) -m benchmarks.infer
+	$(PYTHON) -m benchmarks.data
+
+# Every benchmark once, tiny: checks that they run (seconds, not a measurement).
+bench-smoke:
+	$(PYTHON) -m benchmarks.train --smoke --models resnet20
+	$(PYTHON) -m benchmarks.infer --smoke --model resnet20
+	$(PYTHON) -m benchmarks.data --smoke --cases cifar
