@@ -290,6 +290,7 @@ def train(
     config = {
         "model": name,
         "dataset": data.name,
+        "dataset_source": os.fspath(dataset) if isinstance(dataset, (str, os.PathLike)) else None,
         "num_classes": data.num_classes,
         "image_size": image_size,
         "recipe": recipe.to_dict(),

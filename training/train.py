@@ -32,10 +32,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.recipes import list_recipes
     from keras_convnets.trainer import MIXED_PRECISION
 
-    parser.add_argument("--model", default="resnet20", help="a registered model (see `convnets models`); default resnet20")
+    parser.add_argument("--model", default=None, help="a registered model (see `convnets models`); default resnet20")
     parser.add_argument(
         "--dataset",
-        default="digits",
+        default=None,
         help="'digits' (embedded, default), a tensorflow-datasets name (cifar10, imagenette, ...) "
         "or a directory with one sub-folder of images per class",
     )
@@ -52,8 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", default=None, help="the run directory (default runs/MODEL-DATASET)")
     parser.add_argument("--export-dir", default=None, help="where the model is exported (default saved_models/MODEL-DATASET)")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR (same as --output-dir RUN_DIR, but RUN_DIR must hold a run)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+                        help="continue the run in RUN_DIR with the configuration in its run.json")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="deterministic ops (bit-exact resumes, slower)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--sync-bn", action="store_true", help="synchronize batch-norm statistics across replicas")
@@ -65,37 +65,67 @@ def _slug(text: str) -> str:
     return os.path.basename(os.path.normpath(text)).replace(os.sep, "_") or "data"
 
 
+def resume_settings(args: argparse.Namespace) -> dict:
+    """What `--resume RUN_DIR` takes from the run's run.json for the arguments not given on the command line."""
+    import json
+
+    from keras_convnets.recipes import RECIPES
+
+    path = os.path.join(args.resume, "run.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"`--resume` must name a run directory (one holding run.json). Received: --resume {args.resume}")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    recipe = config.get("recipe", {}).get("name")
+    return {
+        "model": config.get("model"),
+        "dataset": config.get("dataset_source") or config.get("dataset"),
+        "epochs": config.get("epochs"),
+        "batch_size": config.get("batch_size"),
+        "recipe": recipe if recipe in RECIPES else None,
+        "seed": config.get("seed"),
+        "steps_per_epoch": config.get("steps_per_epoch"),
+        "image_size": config.get("image_size"),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from keras_convnets.trainer import train
 
     output_dir = args.output_dir
+    saved = {}
     if args.resume is not None:
         if output_dir is not None and os.path.normpath(output_dir) != os.path.normpath(args.resume):
             raise ValueError(
                 f"`--resume` and `--output-dir` name different directories. Received: --resume {args.resume} "
                 f"--output-dir {output_dir}"
             )
-        if not os.path.isfile(os.path.join(args.resume, "run.json")):
-            raise ValueError(f"`--resume` must name a run directory (one holding run.json). Received: --resume {args.resume}")
+        saved = resume_settings(args)
         output_dir = args.resume
-    name = f"{args.model.lower().replace('-', '').replace(' ', '')}-{_slug(args.dataset)}"
+
+    def setting(key, default=None):
+        value = getattr(args, key)
+        return value if value is not None else saved.get(key) if saved.get(key) is not None else default
+
+    model, dataset = setting("model", "resnet20"), setting("dataset", "digits")
+    name = f"{model.lower().replace('-', '').replace(' ', '')}-{_slug(dataset)}"
     result = train(
-        args.model,
-        args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        recipe=args.recipe,
+        model,
+        dataset,
+        epochs=setting("epochs"),
+        batch_size=setting("batch_size"),
+        recipe=setting("recipe"),
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
         output_dir=output_dir or os.path.join("runs", name),
         export_dir=args.export_dir or os.path.join("saved_models", name),
-        seed=args.seed,
+        seed=setting("seed", 0),
         deterministic=args.deterministic,
         data_dir=args.data_dir,
         sync_bn=args.sync_bn,
-        steps_per_epoch=args.steps_per_epoch,
-        image_size=args.image_size,
+        steps_per_epoch=setting("steps_per_epoch"),
+        image_size=setting("image_size"),
     )
     return 0 if result.metrics else 1
 
