@@ -332,6 +332,40 @@ def test_interrupted_export_leaves_no_partial_model(run_dir, tmp_path, monkeypat
     assert os.listdir(previous) == ["model_card.json"]
 
 
+KILLED_EXPORT = """
+import sys, time
+import keras_convnets
+from keras_convnets import export
+
+def stalled(path, images, reference):  # the SavedModel is written; parity is being checked when the kill comes
+    print("staged", flush=True)
+    time.sleep(600)
+
+export._check_saved_model = stalled
+export.export_saved_model(keras_convnets.CifarResNet(8, input_shape=(16, 16, 3), classes=3), sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_killed_export_leaves_no_model_under_its_final_name(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(target)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == "staged"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not target.exists()
+    (partial,) = leftovers(tmp_path)  # only the hidden staging directory, with the complete-looking SavedModel
+    assert partial.startswith(".killed.partial-")
+    assert os.path.isfile(tmp_path / partial / "killed" / "saved_model.pb")
+
+
 def test_cli_predict_prints_top_k_from_saved_model_and_tflite(bundle, tmp_path, capsys):
     images, labels = colour_images(3, 48, seed=31)
     order = np.argsort(labels)
