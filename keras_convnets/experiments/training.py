@@ -192,7 +192,7 @@ def train(
     every = max(1, (epochs * steps) // max(1, points))
     start = time.perf_counter()
     with quiet_retracing():
-        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0,
+        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
                   callbacks=[_CurveCallback(curves, test_eval, every, forward)])
         curves.seconds = time.perf_counter() - start
         curves.final_train_error = train_eval.error(model, compiled=forward)
