@@ -160,8 +160,14 @@ def test_unknown_dataset_lists_what_exists():
         data.load_dataset("no_such_set")
 
 
-def test_tfds_dataset_that_cannot_be_prepared_points_to_data_dir(tmp_path):
-    with pytest.raises(ValueError, match="could not download or prepare 'mnist'.*--data-dir"):
+def test_tfds_dataset_that_cannot_be_prepared_points_to_data_dir(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(self, *args, **kwargs):  # what a download without network ends in (and no network in tests)
+        raise ConnectionError("Failed to establish a new connection: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", offline)
+    with pytest.raises(ValueError, match="could not download or prepare 'mnist' \\(ConnectionError.*--data-dir"):
         data.load_dataset("mnist", data_dir=str(tmp_path))
 
 
