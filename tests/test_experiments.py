@@ -172,3 +172,17 @@ def test_evaluator_in_memory_and_streamed_agree():
     streamed = Evaluator(dataset, num_examples=23, image_size=4, memory_limit=0)
     assert held.images is not None and streamed.images is None
     assert held.error(model) == streamed.error(model) == expected
+
+
+def test_presets_follow_the_papers():
+    degradation, lesion, aux, bottleneck = (get_experiment(n) for n in ("degradation", "lesion", "aux", "bottleneck"))
+    full = degradation.FULL
+    assert (full.depths, full.dataset, full.recipe) == ((20, 56), "cifar10", "cifar")
+    assert degradation.FULL.epochs is None and degradation.FULL.batch_size == 128  # the recipe's 64k iterations
+    assert (lesion.FULL.depth, lesion.FULL.dataset, lesion.FULL.recipe) == (110, "cifar10", "cifar")
+    assert (aux.FULL.variant, aux.FULL.aux_loss_weight) == ("paper", 0.3)
+    for module in (degradation, lesion, aux):
+        module._check(module.FULL)
+        module._check(module.QUICK)
+        assert module.QUICK.dataset == "digits"
+    assert bottleneck.QUICK.stage == "conv2"
