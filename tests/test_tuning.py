@@ -323,3 +323,21 @@ def test_cli_refuses_bad_input_before_searching(tmp_path, capsys):
     assert main(["tune", "--model", "resnet50", "--max-macs", "1e6", "--output-dir", str(out)]) == 2
     assert "No configuration of the search space fits the budget" in capsys.readouterr().err
     assert not os.path.exists(out / "tuner")
+
+
+@pytest.mark.slow
+def test_cli_search_then_resume(tmp_path, capsys):
+    from training.cli import main
+
+    out = tmp_path / "cli"
+    command = ["tune", "--model", "resnet50", "--dataset", "digits", "--image-size", "32", "--max-trials", "1",
+               "--epochs", "1", "--steps-per-epoch", "2", "--scales", "0.25,0.5", "--output-dir", str(out)]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "conv5_width" in printed and "MACs" in printed and "val_accuracy" in printed
+    assert os.path.exists(out / "pareto.png") and os.path.exists(out / "best" / "model.keras")
+    assert main(command) == 2  # an existing search is left alone without --resume or --overwrite
+    assert "already holds a search" in capsys.readouterr().err
+    assert main(command + ["--resume"]) == 0  # nothing left to run: the table again, the same best model
+    with open(out / "trials.csv", encoding="utf-8") as f:
+        assert len(f.read().strip().splitlines()) == 2
