@@ -145,6 +145,20 @@ def test_chosen_widths_are_the_built_widths():
     assert model.get_layer("inception3a_3x3_reduce_conv").filters == 96  # not searched: the paper's
 
 
+def test_shortcut_option_is_searched_on_request():
+    hypermodel = tiny_resnet(shortcuts=["A", "B"], max_params=1e9)
+    hp = hypermodel.space()
+    assert hp.values["shortcut"] == "B" and hp.space[-1].values == ["A", "B"]
+    hp.values["shortcut"] = "A"
+    model = hypermodel.build(hp)
+    names = {layer.name for layer in model.layers}
+    assert "conv3_block1_0_pad" in names and "conv3_block1_0_conv" not in names  # option A: zero padding
+    # the narrowest configurations: every width at its least, once per shortcut option
+    options = {values["shortcut"]: cost for values, cost in hypermodel.narrowest()}
+    assert sorted(options) == ["A", "B"] and options["A"].params < options["B"].params
+    assert hypermodel.check_budget() == options["A"]
+
+
 # ----------------------------------------------------------------------------------------------- budget
 
 
@@ -235,6 +249,7 @@ def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # keras-tuner's reload of the best
 def test_aux_objective_is_the_main_head_accuracy(tmp_path):
     hypermodel = tuning.InceptionHyperModel(
         input_shape=(32, 32, 3), classes=CLASSES, scales=[0.25, 0.5], recipe="cifar",
