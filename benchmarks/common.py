@@ -81,14 +81,15 @@ def matmul_config(dtype: str = "float32", size: int = 1024, repeats: int = 8) ->
     import tensorflow as tf
 
     a = tf.cast(tf.random.stateless_normal([size, size], seed=[1, 2]), dtype)
-    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]), dtype)
+    # scaled so that a chain of products keeps its magnitude
+    b = tf.cast(tf.random.stateless_normal([size, size], seed=[3, 4]) / size**0.5, dtype)
 
     @tf.function
     def chain(a, b):
-        total = tf.zeros([], tf.float32)
+        # a dependent chain: no two products are the same, so graph optimizations cannot merge or skip any
         for _ in range(repeats):
-            total += tf.cast(tf.matmul(a, b)[0, 0], tf.float32)
-        return total
+            a = tf.matmul(a, b)
+        return tf.reduce_sum(tf.cast(a[:8], tf.float32))
 
     def run(steps: int):
         for _ in range(steps):

@@ -111,15 +111,38 @@ def keras_step(model, workload: Workload, *, on_device: bool = True):
     return run
 
 
-def ours(workload: Workload, policy: str, *, jit_compile="auto"):
+@contextlib.contextmanager
+def before_speedups():
+    """Build models as they were before the speed work of issue 9: Keras's own (unfused) batch norm and the
+    option-A shortcut subsampling by strided slicing. For the "ours / before" column only."""
+    import keras
+
+    from keras_convnets import common as builders
+    from keras_convnets.layers import IdentityShortcut
+
+    def sliced(self, inputs):
+        s = self.strides
+        return inputs if s == 1 else (inputs[:, ::s, ::s, :] if self.channels_last else inputs[:, :, ::s, ::s])
+
+    saved = builders.FusedBatchNormalization, IdentityShortcut._subsample
+    builders.FusedBatchNormalization, IdentityShortcut._subsample = keras.layers.BatchNormalization, sliced
+    try:
+        yield
+    finally:
+        builders.FusedBatchNormalization, IdentityShortcut._subsample = saved
+
+
+def ours(workload: Workload, policy: str, *, jit_compile="auto", before: bool = False):
     import keras_convnets
 
-    with dtype_policy(policy):
+    with dtype_policy(policy), (before_speedups() if before else contextlib.nullcontext()):
         model = keras_convnets.get_model(
             workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
         )
-    compile_like_trainer(model, workload.model, batch=workload.batch, jit_compile=jit_compile)
-    return model, keras_step(model, workload)
+        compile_like_trainer(model, workload.model, batch=workload.batch, jit_compile=jit_compile)
+        run = keras_step(model, workload)
+        run(1)  # trace while the patched methods are in place
+    return model, run
 
 
 def applications_resnet50(workload: Workload, policy: str):
@@ -168,6 +191,7 @@ def benchmark(
     smoke: bool = False,
     use_torch: bool = True,
     threads: int | None = None,
+    before: bool = False,
     log=None,
 ) -> str:
     """Run the training benchmark and return its report (a markdown table and notes)."""
@@ -197,6 +221,10 @@ def benchmark(
             flops = training_flops(model)
             entry = {"workload": workload, "precision": precision, "flops": flops, "ours": f"ours {name} {precision}"}
             configs.append(common.Config(entry["ours"], run, workload.batch, steps=n))
+            if before:
+                entry["before"] = f"before {name} {precision}"
+                configs.append(common.Config(entry["before"], ours(workload, precision, before=True)[1],
+                                             workload.batch, steps=n))
             if workload.applications:
                 entry["applications"] = f"keras.applications {name} {precision}"
                 configs.append(common.Config(entry["applications"], applications_resnet50(workload, precision),
@@ -208,8 +236,8 @@ def benchmark(
     timings = common.measure(configs, rounds=1 if smoke else rounds, log=log)
 
     headers = ["model", "batch", "precision", "ours img/s", "keras.applications img/s", "torch img/s",
-               "ours / keras.applications", "ours / torch", "ours / torch (CPU time)", "ours GFLOP/s", "ours % peak", "torch % peak",
-               "matmul peak GFLOP/s"]
+               "ours / keras.applications", "ours / torch", "ours / torch (CPU time)", "ours / before",
+               "ours GFLOP/s", "ours % peak", "torch % peak", "matmul peak GFLOP/s"]
     rows = []
     for entry in rows_spec:
         workload = entry["workload"]
@@ -228,6 +256,7 @@ def benchmark(
             common.fmt(mine / apps if apps else None, 2),
             common.fmt(mine / theirs if theirs else None, 2),
             common.fmt(cpu_ratio(timings, entry.get("ours"), entry.get("torch")), 2),
+            common.fmt(mine / timings[entry["before"]].median if "before" in entry else None, 2),
             common.fmt(gflops),
             common.fmt(100 * gflops / peak, 2),
             common.fmt(100 * theirs * entry["flops"] / 1e9 / peak if theirs else None, 2),
@@ -253,6 +282,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per framework (default: all CPUs); 1 gives robust ratios on a busy machine")
+    parser.add_argument("--before", action="store_true",
+                        help="also time our models as built before the speed work (Keras batch norm, sliced shortcut)")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one step, one round: checks that it runs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -267,7 +298,7 @@ def main(argv=None) -> int:
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     print(benchmark(models, precisions, rounds=args.rounds, steps=steps, smoke=args.smoke,
-                    use_torch=not args.no_torch, threads=args.threads, log=log))
+                    use_torch=not args.no_torch, threads=args.threads, before=args.before, log=log))
     return 0
 
 

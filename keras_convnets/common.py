@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator, Sequence
 import keras
 from keras import layers
 
+from keras_convnets.layers import FusedBatchNormalization
+
 POOLING_OPTIONS = (None, "avg", "max")
 
 
@@ -266,7 +268,7 @@ def conv_bn(
         kernel_regularizer=kernel_regularizer,
         name=f"{name}_conv",
     )(x)
-    x = layers.BatchNormalization(
+    x = FusedBatchNormalization(
         axis=channel_axis(),
         momentum=bn_momentum,
         epsilon=bn_epsilon,

@@ -1,0 +1,221 @@
+"""The benchmarks in smoke mode (one tiny step each, the table well-formed), the torch reference networks, and
+the speed-motivated layers (fused batch norm, the pooled option-A shortcut) against Keras's own arithmetic.
+
+Nothing here is timed: speed is judged from benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from benchmarks import common
+from keras_convnets.layers import FusedBatchNormalization, IdentityShortcut
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def numeric(cell: str) -> float:
+    return float(cell.replace(",", ""))
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def test_markdown_table_round_trip():
+    text = common.markdown_table(["a", "b"], [[1, "x"], ["2.5", "-"]])
+    assert text.splitlines()[:2] == ["| a | b |", "|---|---|"]
+    headers, rows = common.parse_markdown_table("intro\n\n" + text + "\n\nnotes")
+    assert headers == ["a", "b"]
+    assert rows == [["1", "x"], ["2.5", "-"]]
+    with pytest.raises(ValueError, match="3 cells for 2 headers"):
+        common.markdown_table(["a", "b"], [[1, 2, 3]])
+
+
+def test_fmt():
+    assert common.fmt(None) == "-"
+    assert common.fmt(float("nan")) == "-"
+    assert common.fmt(1234.56) == "1,235"
+    assert common.fmt(0.12345, 2) == "0.12"
+    assert common.fmt(12.345) == "12.3"
+
+
+def test_measure_interleaves_and_rejects_zero_rounds():
+    calls = []
+    configs = [common.Config(name, lambda steps, n=name: calls.append((n, steps)), items=10, steps=2)
+               for name in ("a", "b")]
+    timings = common.measure(configs, rounds=2)
+    assert calls == [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 2), ("b", 2)]
+    assert len(timings["a"].rates) == 2 and all(rate > 0 for rate in timings["a"].rates)
+    with pytest.raises(ValueError, match="rounds"):
+        common.measure(configs, rounds=0)
+
+
+# ------------------------------------------------------------------------------- torch references
+
+
+def test_torch_networks_match_keras_parameter_counts():
+    torch_models = pytest.importorskip("benchmarks.torch_models")
+    import keras_convnets
+
+    keras_count = sum(int(np.prod(w.shape)) for w in keras_convnets.get_model("resnet20").trainable_weights)
+    assert keras_count == torch_models.trainable_params(torch_models.resnet20()) == 269_722
+    assert torch_models.trainable_params(torch_models.resnet50()) == 25_557_032
+    # GoogLeNet with batch norm and both aux heads, as keras_convnets.GoogLeNet() builds it
+    assert torch_models.trainable_params(torch_models.googlenet()) == 13_385_816
+    assert torch_models.aux_grid(224) == 4
+
+
+def test_torch_train_step_runs():
+    torch_models = pytest.importorskip("benchmarks.torch_models")
+    step = torch_models.TrainStep("googlenet", batch=2, size=79, classes=5, bfloat16=True)
+    loss = step(1)
+    assert np.isfinite(loss) and loss > 0
+
+
+# ------------------------------------------------------------------------------------ smoke runs
+
+
+@pytest.mark.xdist_group("benchmarks")
+def test_train_benchmark_smoke():
+    from benchmarks import train
+
+    report = train.benchmark(models=("resnet20",), smoke=True)
+    headers, rows = common.parse_markdown_table(report)
+    assert headers[:6] == ["model", "batch", "precision", "ours img/s", "keras.applications img/s", "torch img/s"]
+    assert [row[2] for row in rows] == ["float32", "bfloat16"]
+    for row in rows:
+        assert row[0] == "resnet20 (32px)" and row[1] == "4"
+        assert numeric(row[3]) > 0
+        assert row[4] == "-"  # keras.applications only for ResNet-50
+        if common.optional_torch() is not None:
+            assert numeric(row[5]) > 0 and numeric(row[7]) > 0
+    assert "Training throughput" in report and "load average" in report
+
+
+def test_training_flops_is_three_forward_passes():
+    from benchmarks import train
+    import keras_convnets
+
+    model = keras_convnets.get_model("resnet20")
+    assert train.training_flops(model) == 6 * 40_551_040  # 3 x forward MACs x 2 FLOPs
+
+
+@pytest.mark.xdist_group("benchmarks")
+def test_infer_benchmark_smoke():
+    from benchmarks import infer
+
+    report = infer.benchmark("resnet20", formats=("keras", "saved_model", "tflite_dynamic"), smoke=True)
+    headers, rows = common.parse_markdown_table(report)
+    assert headers == ["form", "batch-1 latency ms", "batch-2 img/s", "vs Keras float32 (batch)", "file MB"]
+    assert [row[0] for row in rows] == ["keras", "saved_model", "tflite_dynamic"]
+    assert all(numeric(row[1]) > 0 and numeric(row[2]) > 0 for row in rows)
+    assert rows[0][3] == "1" and numeric(rows[2][4]) > 0
+
+
+@pytest.mark.xdist_group("benchmarks")
+def test_data_benchmark_smoke():
+    from benchmarks import data
+
+    report = data.benchmark(("cifar",), smoke=True, precision="float32")
+    headers, rows = common.parse_markdown_table(report)
+    assert headers[0] == "recipe" and len(rows) == 1
+    assert rows[0][:2] == ["cifar", "crop_flip"]
+    assert numeric(rows[0][4]) > 0 and numeric(rows[0][5]) > 0 and rows[0][7].endswith("%")
+
+
+def test_benchmark_arguments_are_checked():
+    from benchmarks import data, infer, train
+
+    with pytest.raises(SystemExit):
+        train.main(["--models", "vgg99"])
+    with pytest.raises(ValueError, match="formats"):
+        infer.benchmark("resnet20", formats=("onnx",), smoke=True)
+    with pytest.raises(ValueError, match="cases"):
+        data.benchmark(("mnist",), smoke=True)
+
+
+@pytest.mark.slow
+def test_gpu_check_script_smoke():
+    result = subprocess.run(
+        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh")],
+        env={**os.environ, "GPU_CHECK_SMOKE": "1"}, capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    headers, rows = common.parse_markdown_table(result.stdout)
+    assert headers[-2:] == ["train img/s", "XLA on / off"]
+    assert [(row[0], row[4]) for row in rows] == [("resnet20", "off"), ("resnet20", "on")]
+
+
+# ------------------------------------------------------------------------- layers made for speed
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_fused_batch_norm_matches_keras(policy, axis):
+    shape = (6, 5, 4, 3) if axis == -1 else (6, 3, 5, 4)
+    x = tf.constant((np.random.RandomState(0).randn(*shape) * 3 + 2).astype("float32"))
+    weights = tf.reshape(tf.cast(tf.range(np.prod(shape)) % 11, "float32"), shape)
+    results = []
+    for cls in (keras.layers.BatchNormalization, FusedBatchNormalization):
+        layer = cls(axis=axis, momentum=0.9, epsilon=1e-5, dtype=policy)
+        layer.build(shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 3).astype("float32"))
+        layer.beta.assign(np.linspace(-1, 1, 3).astype("float32"))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            total = tf.reduce_sum(tf.cast(y, "float32") * weights)
+        grads = tape.gradient(total, [x, layer.gamma, layer.beta])
+        inference = layer(x, training=False)
+        results.append([tf.cast(v, "float32").numpy() for v in
+                        (y, *grads, layer.moving_mean, layer.moving_variance, inference)])
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    for reference, fused in zip(*results):
+        np.testing.assert_allclose(fused, reference, rtol=tolerance, atol=tolerance * np.abs(reference).max())
+
+
+def test_fused_batch_norm_falls_back_where_the_kernel_cannot_run():
+    layer = FusedBatchNormalization(axis=-1)
+    x = tf.constant(np.random.RandomState(1).randn(4, 6).astype("float32"))  # 2-D: Keras's own code
+    reference = keras.layers.BatchNormalization(axis=-1)
+    np.testing.assert_allclose(layer(x, training=True), reference(x, training=True), atol=1e-6)
+    assert layer._fused_format(tf.zeros((2, 3, 3, 4)), None) == "NHWC"
+    assert layer._fused_format(tf.zeros((2, 3, 3, 4)), tf.ones((2, 3, 3))) is None
+    layer.synchronized = True
+    assert layer._fused_format(tf.zeros((2, 3, 3, 4)), None) is None
+
+
+def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
+    import keras_convnets
+
+    model = keras_convnets.get_model("resnet20", input_shape=(16, 16, 3), classes=3)
+    assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization)
+    x = np.random.RandomState(2).rand(2, 16, 16, 3).astype("float32") * 255
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.array([0, 2]), epochs=1, verbose=0)  # moving statistics move off their initial values
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_identity_shortcut_pooling_equals_strided_slice(size):
+    x = tf.constant(np.random.RandomState(3).randn(2, size, size, 4).astype("float32"))
+    layer = IdentityShortcut(8, 2)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        total = tf.reduce_sum(y * tf.reshape(tf.range(tf.size(y), dtype="float32"), y.shape))
+    expected = np.pad(x.numpy()[:, ::2, ::2, :], [(0, 0), (0, 0), (0, 0), (0, 4)])
+    np.testing.assert_array_equal(y.numpy(), expected)
+    grad = tape.gradient(total, x).numpy()
+    assert np.count_nonzero(grad[:, 1::2]) == 0 and np.count_nonzero(grad[:, :, 1::2]) == 0
+    assert y.shape == (2, -(-size // 2), -(-size // 2), 8)
