@@ -11,6 +11,7 @@ import re
 import sys
 from dataclasses import dataclass
 
+from keras_convnets.aux import strip_aux
 from keras_convnets.profiler import profile
 from keras_convnets.registry import get_model, list_models
 
@@ -31,7 +32,7 @@ def model_row(name: str, model=None) -> ModelRow:
     """The row of one registered model, built with its defaults (or `model`, built that way)."""
     model = model if model is not None else get_model(name)
     report = profile(model)
-    output = model.outputs[0]
+    output = strip_aux(model).outputs[0]  # the main head of a model with auxiliary classifiers
     return ModelRow(name, report.input_shape, int(output.shape[-1]), report.trainable_params, report.macs)
 
 

@@ -1,9 +1,10 @@
-"""Shared fixtures. Models built with their defaults are cached per test process: the parameter,
-MAC, layer-name and README-table tests all read the same instances (they share an xdist group)."""
+"""Shared fixtures. Profiles of the models built with their defaults are cached per test process: the
+parameter, MAC and README-table tests all read the same ones (they share an xdist group)."""
 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,12 +13,22 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 import keras_convnets  # noqa: E402
+from keras_convnets import model_table  # noqa: E402
+
+
+@functools.lru_cache(maxsize=2)
+def default_model(name: str) -> keras.Model:
+    """The registered model `name` built with its defaults. Only the last two are kept: all of them
+    together (VGGs of 140M parameters, ResNet-1202) would hold gigabytes in one test worker."""
+    gc.collect()
+    return keras_convnets.get_model(name)
 
 
 @functools.lru_cache(maxsize=None)
-def default_model(name: str) -> keras.Model:
-    """The registered model `name` built with its defaults (cached)."""
-    return keras_convnets.get_model(name)
+def default_profile(name: str) -> tuple[keras_convnets.ModelProfile, model_table.ModelRow]:
+    """The profile and README-table row of the registered model `name` built with its defaults (cached)."""
+    model = default_model(name)
+    return keras_convnets.profile(model), model_table.model_row(name, model)
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 import keras_convnets
 from keras_convnets import model_table
 from keras_convnets.profiler import layer_macs
-from tests.conftest import default_model
+from tests.conftest import default_model, default_profile
 from training import cli
 
 README = "README.md"
@@ -34,7 +34,7 @@ def test_resnet20_profile_layer_by_layer():
 
 def test_paper_flops_of_resnet50():
     """He et al. 2016, Table 1: ResNet-50 3.8 x 10^9 FLOPs (multiply-adds), stride in the 1x1."""
-    assert round(keras_convnets.profile(default_model("resnet50")).gmacs, 2) == 3.86
+    assert round(default_profile("resnet50")[0].gmacs, 2) == 3.86
 
 
 def test_dense_on_feature_maps_and_depthwise_layers():
@@ -68,7 +68,7 @@ def test_bottleneck_cost_is_the_papers_order_of_magnitude():
     assert cost.ratio == pytest.approx(144 / 17)
     assert "8.47x fewer" in str(cost)
     # The paper's own block: conv2 of ResNet-50 at 56x56 costs exactly the bottleneck figure.
-    profile = keras_convnets.profile(default_model("resnet50"))
+    profile = default_profile("resnet50")[0]
     block = sum(r.macs for r in profile.layers if r.name.startswith("conv2_block2_") and r.name.endswith("_conv"))
     assert block == cost.bottleneck
     with pytest.raises(ValueError, match="Received: reduced=0"):
@@ -79,7 +79,7 @@ def test_bottleneck_cost_is_the_papers_order_of_magnitude():
 def test_readme_model_table_is_up_to_date():
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    rows = [model_table.model_row(name, default_model(name)) for name in keras_convnets.list_models()]
+    rows = [default_profile(name)[1] for name in keras_convnets.list_models()]
     assert model_table.current_block(text) == model_table.markdown(rows), (
         "The README's model table is out of date: run `make table`."
     )

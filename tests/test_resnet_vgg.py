@@ -11,7 +11,7 @@ import pytest
 
 import keras_convnets
 from keras_convnets import resnet
-from tests.conftest import default_model
+from tests.conftest import default_model, default_profile
 
 # name -> (trainable parameters, MACs) at the default input size and classes.
 # References: torchvision (ResNet-18..152 with shortcut B: 11,689,512 / 21,797,672 / 25,557,032 / 44,549,160 /
@@ -65,10 +65,8 @@ def test_every_family_member_is_pinned():
 @pytest.mark.xdist_group("default_models")
 @pytest.mark.parametrize("name", LIGHT)
 def test_trainable_parameters_and_macs(name):
-    model = default_model(name)
-    report = keras_convnets.profile(model)
+    report, _ = default_profile(name)
     assert (report.trainable_params, report.macs) == EXPECTED[name]
-    assert trainable(model) == EXPECTED[name][0]
     assert sum(s.macs for s in report.stages) == report.macs
     if name in PAPER_TABLE6:
         assert round(report.trainable_params / 1e6, 2 if name != "resnet110" else 1) == PAPER_TABLE6[name]
@@ -78,11 +76,11 @@ def test_trainable_parameters_and_macs(name):
 @pytest.mark.xdist_group("default_models")
 def test_resnet1202_builds_and_restores_recursion_limit():
     limit = sys.getrecursionlimit()
-    model = default_model("resnet1202")
+    report, row = default_profile("resnet1202")
     assert sys.getrecursionlimit() == limit
-    assert trainable(model) == 19_421_274  # the paper's 19.4M
-    assert model.output_shape == (None, 10)
-    assert len([l for l in model.layers if l.name.endswith("_add")]) == 600
+    assert report.trainable_params == 19_421_274  # the paper's 19.4M
+    assert row.classes == 10 and row.input_shape == (32, 32, 3)
+    assert len([r for r in report.layers if r.name.endswith("_add")]) == 600
 
 
 @pytest.mark.parametrize("depth, projections", [(18, 3), (34, 3)])
