@@ -8,7 +8,7 @@ install:
 
 # The README's test command: install, then the whole suite (slow tests included).
 test: install
-	$(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Without the slow tests, for quick iterations.
 test-fast:

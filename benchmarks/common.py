@@ -116,21 +116,12 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def machine_line() -> str:
     """One line describing the machine and the software, for the head of a results table."""
     import keras
     import tensorflow as tf
+
+    from keras_convnets.trainer import cpu_flags
 
     flags = cpu_flags()
     isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in flags]

@@ -28,16 +28,17 @@ from benchmarks import common, train
 smoke = sys.argv[1] == "1"
 import tensorflow as tf  # noqa: E402
 
+from keras_convnets.trainer import resolve_mixed_precision  # noqa: E402
+
 gpus = tf.config.list_physical_devices("GPU")
 for gpu in gpus:
     tf.config.experimental.set_memory_growth(gpu, True)
 if gpus:
     details = tf.config.experimental.get_device_details(gpus[0])
     print(f"GPU: {details.get('device_name', gpus[0].name)}, compute capability {details.get('compute_capability')}")
-    precision = "mixed_float16" if (details.get("compute_capability") or (0,))[0] >= 7 else "float32"
 else:
     print("No GPU visible to TensorFlow: running on the CPU" + (" (smoke mode)" if smoke else ""))
-    precision = "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & common.cpu_flags() else "float32"
+precision = resolve_mixed_precision("auto")  # the trainer's own choice: mixed float16 on GPUs that benefit
 
 if smoke:
     cases = [("resnet20", 32, 4, 10)]

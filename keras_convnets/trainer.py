@@ -54,7 +54,8 @@ class TrainResult:
 # ----------------------------------------------------------------------------------------------- choices
 
 
-def _cpu_flags() -> set[str]:
+def cpu_flags() -> set[str]:
+    """The flags of the CPU as /proc/cpuinfo lists them (empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -78,7 +79,7 @@ def resolve_mixed_precision(choice: str = "auto") -> str:
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
         return "mixed_float16" if capability and capability[0] >= 7 else "float32"
-    flags = _cpu_flags()
+    flags = cpu_flags()
     return "mixed_bfloat16" if {"avx512_bf16", "amx_bf16"} & flags else "float32"
 
 

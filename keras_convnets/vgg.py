@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from keras_convnets import common
+from keras_convnets.layers import FusedBatchNormalization
 from keras_convnets.registry import register_model
 
 VGG_CONFIGS: dict[int, tuple[Any, ...]] = {
@@ -74,7 +75,7 @@ def VGG(
             activation=None if batch_norm else "relu", name=prefix,
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(
+            x = FusedBatchNormalization(
                 axis=common.channel_axis(), momentum=bn_momentum, epsilon=bn_epsilon, name=f"{prefix}_bn"
             )(x)
             x = layers.ReLU(name=f"{prefix}_relu")(x)

@@ -8,7 +8,7 @@ import pytest
 import keras_convnets
 from keras_convnets import model_table
 from keras_convnets.profiler import layer_macs
-from tests.conftest import default_model, default_profile
+from tests.conftest import default_profile
 from training import cli
 
 README = "README.md"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import keras_convnets
-from keras_convnets import resnet
 from tests.conftest import default_model, default_profile
 
 # name -> (trainable parameters, MACs) at the default input size and classes.

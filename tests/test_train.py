@@ -186,9 +186,9 @@ def test_strategy_choices(monkeypatch):
 
 
 def test_mixed_precision_choice(monkeypatch):
-    monkeypatch.setattr(trainer, "_cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(trainer, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert trainer.resolve_mixed_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(trainer, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(trainer, "cpu_flags", lambda: {"avx2"})
     assert trainer.resolve_mixed_precision("auto") == "float32"
     assert trainer.resolve_mixed_precision("mixed_float16") == "mixed_float16"
     assert trainer.resolve_jit_compile("auto") is False  # no GPU here

@@ -71,20 +71,12 @@ def run(
     """Train GoogLeNet with and without aux heads, write `report.md`, `curves.png`, `results.json` and
     `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `AuxPreset`."""
     started = time.perf_counter()
-    from keras_convnets import recipes as recipes_lib
     from keras_convnets.googlenet import GoogLeNet
 
-    if dataset is not None:
-        overrides["dataset"] = dataset
-    preset = presets.with_overrides(QUICK if quick else FULL, overrides)
-    _check(preset)
-    recipe = recipes_lib.get_recipe(preset.recipe)
-    data = tr.load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
-                        batch_size=preset.batch_size)
-    steps = data.num_train // preset.batch_size
-    epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
-    preprocessing = tr.recipe_preprocessing(recipe, data, image_size=preset.image_size)
-    evaluators = tr.make_evaluators(data, image_size=preset.image_size, recipe=recipe, preprocessing=preprocessing)
+    setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
+    preset, recipe, data, preprocessing = setup.preset, setup.recipe, setup.data, setup.preprocessing
+    steps, epochs = setup.steps, setup.epochs
+    evaluators = (setup.train_eval, setup.test_eval)
 
     runs = {}
     for aux in (True, False):

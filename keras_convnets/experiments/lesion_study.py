@@ -73,21 +73,12 @@ def run(
     """Train the ResNet and its plain twin, lesion them, write `report.md`, `lesion.png`, `results.json`,
     `single.csv` and `random.csv` into `output_dir`, and return the results. Overrides: `LesionPreset`'s fields."""
     started = time.perf_counter()
-    from keras_convnets import recipes as recipes_lib
     from keras_convnets.resnet import CifarResNet
 
-    if dataset is not None:
-        overrides["dataset"] = dataset
-    preset = presets.with_overrides(QUICK if quick else FULL, overrides)
-    _check(preset)
-    recipe = recipes_lib.get_recipe(preset.recipe)
-    data = tr.load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
-                        batch_size=preset.batch_size)
-    steps = data.num_train // preset.batch_size
-    epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
-    preprocessing = tr.recipe_preprocessing(recipe, data, image_size=preset.image_size)
-    train_eval, test_eval = tr.make_evaluators(data, image_size=preset.image_size, recipe=recipe,
-                                               preprocessing=preprocessing)
+    setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
+    preset, recipe, data, epochs, preprocessing = (setup.preset, setup.recipe, setup.data, setup.epochs,
+                                                   setup.preprocessing)
+    train_eval, test_eval = setup.train_eval, setup.test_eval
 
     models, curves = {}, {}
     for kind, residual in (("residual", True), ("plain", False)):

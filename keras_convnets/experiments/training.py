@@ -221,6 +221,43 @@ def recipe_preprocessing(recipe, data, *, image_size: int):
                                           augmentation=recipe.augmentation)
 
 
+@dataclass
+class Setup:
+    """What every training experiment prepares before its runs: the preset with its overrides, the
+    recipe, the data, the number of epochs, the preprocessing and the train/test evaluators."""
+
+    preset: Any
+    recipe: Any
+    data: Any
+    steps: int
+    epochs: int
+    preprocessing: Any
+    train_eval: Evaluator
+    test_eval: Evaluator
+
+
+def prepare(base_preset, overrides: dict[str, Any], *, check, dataset: str | None, data_dir: str | None) -> Setup:
+    """Apply `overrides` (and `dataset`) to `base_preset`, `check` it, then load and prepare the data
+    with the preset's recipe. The presets carry `recipe`, `dataset`, `max_train`, `max_test`,
+    `batch_size`, `epochs` and `image_size`."""
+    from keras_convnets import recipes as recipes_lib
+    from keras_convnets.experiments import presets
+
+    if dataset is not None:
+        overrides = {**overrides, "dataset": dataset}
+    preset = presets.with_overrides(base_preset, overrides)
+    check(preset)
+    recipe = recipes_lib.get_recipe(preset.recipe)
+    data = load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
+                     batch_size=preset.batch_size)
+    steps = data.num_train // preset.batch_size
+    epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
+    preprocessing = recipe_preprocessing(recipe, data, image_size=preset.image_size)
+    train_eval, test_eval = make_evaluators(data, image_size=preset.image_size, recipe=recipe,
+                                            preprocessing=preprocessing)
+    return Setup(preset, recipe, data, steps, epochs, preprocessing, train_eval, test_eval)
+
+
 def curves_rows(all_curves: list[Curves], **extra) -> list[dict]:
     """One CSV row per point of every curve."""
     rows = []
