@@ -41,7 +41,6 @@ import keras
 from keras import layers
 
 from keras_convnets import common
-from keras_convnets.layers import FusedBatchNormalization
 from keras_convnets.aux import AuxClassifierModel, check_aux_loss_weight
 from keras_convnets.registry import register_model
 
@@ -72,7 +71,7 @@ def unit(x, filters: int, kernel, *, strides: int = 1, padding: str = "same", na
         filters, kernel, strides=strides, padding=padding, use_bias=False, kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(x)
-    x = FusedBatchNormalization(
+    x = layers.BatchNormalization(
         axis=common.channel_axis(), momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn"
     )(x)
     return layers.ReLU(name=f"{name}_relu")(x)
