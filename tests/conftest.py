@@ -36,3 +36,24 @@ def _clear_keras_names():
     """Keep Keras's global name counters from growing across tests."""
     yield
     keras.backend.clear_session(free_memory=False)
+
+
+def tiny_digits(n_train: int = 64, n_test: int = 32, size: int = 16):
+    """The first `n_train` training and `n_test` test images of the embedded digits, as an `ImageData`."""
+    import tensorflow as tf
+
+    from keras_convnets import data
+
+    digits = data.load_digits(image_size=size)
+    images, labels = digits.train_arrays
+    return data.ImageData(
+        name="tiny",
+        train=tf.data.Dataset.from_tensor_slices((images[:n_train], labels[:n_train])),
+        test=digits.test.take(n_test),
+        num_train=n_train,
+        num_test=n_test,
+        labels=digits.labels,
+        image_size=size,
+        horizontal_flip=False,
+        train_arrays=(images[:n_train], labels[:n_train]),
+    )

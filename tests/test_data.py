@@ -11,22 +11,7 @@ import tensorflow as tf
 
 from keras_convnets import data
 from keras_convnets.preprocessing import Preprocessing
-
-
-def tiny(n_train=48, n_test=16, size=16) -> data.ImageData:
-    digits = data.load_digits(image_size=size)
-    images, labels = digits.train_arrays
-    return data.ImageData(
-        name="tiny",
-        train=tf.data.Dataset.from_tensor_slices((images[:n_train], labels[:n_train])),
-        test=digits.test.take(n_test),
-        num_train=n_train,
-        num_test=n_test,
-        labels=digits.labels,
-        image_size=size,
-        horizontal_flip=False,
-        train_arrays=(images[:n_train], labels[:n_train]),
-    )
+from tests.conftest import tiny_digits
 
 
 def test_digits_are_raw_pixels_split_80_20():
@@ -62,7 +47,7 @@ def test_crop_flip_is_a_padded_translation():
 
 
 def test_train_pipeline_epochs_depend_only_on_seed_and_epoch():
-    d = tiny()
+    d = tiny_digits(48, 16)
     full = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3).as_numpy_iterator())
     assert len(full) == 9  # 3 epochs x 3 full batches
     assert full[0][0].shape == (16, 16, 16, 3) and full[0][1].dtype == np.int32
@@ -80,7 +65,7 @@ def test_train_pipeline_epochs_depend_only_on_seed_and_epoch():
 
 
 def test_steps_per_epoch_and_batch_checks():
-    d = tiny()
+    d = tiny_digits(48, 16)
     batches = list(data.train_pipeline(d, batch_size=16, image_size=16, epochs=2, steps_per_epoch=5).as_numpy_iterator())
     assert len(batches) == 10
     with pytest.raises(ValueError, match="batch_size"):
@@ -88,7 +73,7 @@ def test_steps_per_epoch_and_batch_checks():
 
 
 def test_preprocessing_is_measured_and_applied():
-    d = tiny()
+    d = tiny_digits(48, 16)
     prep = data.compute_preprocessing("mean_image", d, image_size=16)
     np.testing.assert_allclose(prep.mean, d.train_arrays[0].astype("float64").mean(axis=0), rtol=1e-5, atol=1e-4)
     rgb = data.compute_preprocessing("mean_rgb", d, image_size=16)
@@ -102,7 +87,7 @@ def test_preprocessing_is_measured_and_applied():
 
 @pytest.mark.parametrize("augmentation", ["scale", "inception"])
 def test_imagenet_style_augmentations_give_fixed_size_crops(augmentation):
-    d = tiny(size=16)
+    d = tiny_digits(48, 16, size=16)
     ds = data.train_pipeline(d, batch_size=8, image_size=12, augmentation=augmentation, epochs=1, preprocessing=Preprocessing.inception())
     x, y = next(iter(ds))
     assert x.shape == (8, 12, 12, 3) and float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0

@@ -14,30 +14,15 @@ import pytest
 import tensorflow as tf
 
 import keras_convnets
-from keras_convnets import data, distribute, trainer
+from keras_convnets import distribute, trainer
 from keras_convnets.preprocessing import Preprocessing
+from tests.conftest import tiny_digits as tiny
 
 pytestmark = pytest.mark.xdist_group("train")  # one worker builds the shared finished run
 
 
 def resnet8(**kwargs):
     return keras_convnets.CifarResNet(8, **kwargs)
-
-
-def tiny(n_train=64, n_test=32, size=16) -> data.ImageData:
-    digits = data.load_digits(image_size=size)
-    images, labels = digits.train_arrays
-    return data.ImageData(
-        name="tiny",
-        train=tf.data.Dataset.from_tensor_slices((images[:n_train], labels[:n_train])),
-        test=digits.test.take(n_test),
-        num_train=n_train,
-        num_test=n_test,
-        labels=digits.labels,
-        image_size=size,
-        horizontal_flip=False,
-        train_arrays=(images[:n_train], labels[:n_train]),
-    )
 
 
 @pytest.fixture(scope="module")
