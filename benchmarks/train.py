@@ -65,17 +65,12 @@ def dtype_policy(policy: str):
 def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
     """Compile `model` as `keras_convnets.train` does for the registered model `name`."""
     from keras_convnets import recipes, trainer
-    from keras_convnets.losses import SparseCategoricalCrossentropy
 
     recipe = recipes.default_recipe(name)
     learning_rate = recipes.learning_rate_schedule(
         recipe, batch_size=batch, steps_per_epoch=100, epochs=10, model_name=name
     )
-    loss = (
-        SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-        if recipe.label_smoothing
-        else "sparse_categorical_crossentropy"
-    )
+    loss = recipes.make_loss(recipe)
     model.compile(
         optimizer=recipes.make_optimizer(recipe, learning_rate),
         loss=loss,

@@ -211,6 +211,15 @@ def learning_rate_schedule(
     )
 
 
+def make_loss(recipe: Recipe):
+    """The recipe's loss on integer labels: cross-entropy, with the recipe's label smoothing if it has one."""
+    if recipe.label_smoothing:
+        from keras_convnets.losses import SparseCategoricalCrossentropy
+
+        return SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    return "sparse_categorical_crossentropy"
+
+
 def make_optimizer(recipe: Recipe, learning_rate) -> keras.optimizers.Optimizer:
     """The recipe's optimizer with `learning_rate` (a float or a schedule)."""
     common = dict(learning_rate=learning_rate, weight_decay=recipe.weight_decay or None)

@@ -25,7 +25,6 @@ import tensorflow as tf
 from keras_convnets import callbacks as run_callbacks
 from keras_convnets import data as data_lib
 from keras_convnets import distribute, recipes
-from keras_convnets.losses import SparseCategoricalCrossentropy
 from keras_convnets.preprocessing import Preprocessing
 from keras_convnets.registry import get_builder
 
@@ -353,11 +352,7 @@ def train(
             learning_rate = recipes.learning_rate_schedule(
                 recipe, batch_size=batch_size, steps_per_epoch=steps, epochs=epochs, model_name=name
             )
-            loss = (
-                SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-                if recipe.label_smoothing
-                else "sparse_categorical_crossentropy"
-            )
+            loss = recipes.make_loss(recipe)
             net.compile(
                 optimizer=recipes.make_optimizer(recipe, learning_rate),
                 loss=loss,

@@ -46,7 +46,6 @@ import keras_tuner
 from keras_convnets import common, recipes, resnet
 from keras_convnets.aux import strip_aux
 from keras_convnets.googlenet import INCEPTION_TABLE, GoogLeNet
-from keras_convnets.losses import SparseCategoricalCrossentropy
 from keras_convnets.profiler import profile
 
 OBJECTIVE = "val_accuracy"
@@ -213,11 +212,7 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
     def compile_model(self, model: keras.Model) -> None:
         from keras_convnets.trainer import resolve_jit_compile
 
-        loss = (
-            SparseCategoricalCrossentropy(label_smoothing=self.recipe.label_smoothing)
-            if self.recipe.label_smoothing
-            else "sparse_categorical_crossentropy"
-        )
+        loss = recipes.make_loss(self.recipe)
         model.compile(
             optimizer=recipes.make_optimizer(self.recipe, self.learning_rate()),
             loss=loss,
