@@ -16,7 +16,7 @@ test-fast:
 
 # Rewrite the README's table of models from the registry and the profiler.
 table:
-	$(PYTHON) -m keras_convnets.model_table --update README.md
+	$(PYTHON) -m keras_convnets.analysis.model_table --update README.md
 
 # Speed, side by side (see benchmarks/RESULTS.md); a few minutes on 2 cores. torch is optional.
 bench:

@@ -13,7 +13,7 @@ channels_last, SGD with momentum, bfloat16 through `torch.autocast`; torch is op
 skipped when it is missing.
 
 GFLOP/s counts a training step as 3 x the forward MACs (forward, gradient of the input, gradient of the
-weights) x 2 FLOPs, with the MACs from `keras_convnets.profiler`. "% peak" divides by a matmul's rate measured
+weights) x 2 FLOPs, with the MACs from `keras_convnets.analysis.profiler`. "% peak" divides by a matmul's rate measured
 in the same rounds (float32 matmul for float32 rows, bfloat16 matmul for bfloat16 rows).
 """
 
@@ -64,7 +64,8 @@ def dtype_policy(policy: str):
 
 def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
     """Compile `model` as `keras_convnets.train` does for the registered model `name`."""
-    from keras_convnets import recipes, trainer
+    from keras_convnets import trainer
+    from keras_convnets.trainer import recipes
 
     recipe = recipes.default_recipe(name)
     learning_rate = recipes.learning_rate_schedule(
@@ -112,8 +113,8 @@ def before_speedups():
     option-A shortcut subsampling by strided slicing. For the "ours / before" column only."""
     import keras
 
-    from keras_convnets import common as builders
-    from keras_convnets.layers import IdentityShortcut
+    from keras_convnets.models import common as builders
+    from keras_convnets.models.layers import IdentityShortcut
 
     def sliced(self, inputs):
         s = self.strides
@@ -172,7 +173,7 @@ def cpu_ratio(timings, mine: str | None, theirs: str | None) -> float | None:
 
 def training_flops(model) -> float:
     """FLOPs of one training step per image: 3 x forward MACs x 2."""
-    from keras_convnets.profiler import profile
+    from keras_convnets.analysis.profiler import profile
 
     return 6.0 * profile(model).macs
 

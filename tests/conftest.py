@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 import keras_convnets  # noqa: E402
-from keras_convnets import model_table  # noqa: E402
+from keras_convnets.analysis import model_table  # noqa: E402
 
 
 @functools.lru_cache(maxsize=2)

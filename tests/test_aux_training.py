@@ -1,4 +1,4 @@
-"""Training with auxiliary heads: one loss and plain labels train every head (keras_convnets.aux).
+"""Training with auxiliary heads: one loss and plain labels train every head (keras_convnets.models.aux).
 
 The mechanism is tested on a tiny AuxClassifierModel; the issue's GoogLeNet snippet runs once on one
 device and once under MirroredStrategy over two logical CPU devices (in a subprocess, since logical

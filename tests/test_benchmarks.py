@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import common
-from keras_convnets.layers import FusedBatchNormalization, IdentityShortcut
+from keras_convnets.models.layers import FusedBatchNormalization, IdentityShortcut
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

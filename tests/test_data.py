@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import data
-from keras_convnets.preprocessing import Preprocessing
+from keras_convnets.data.preprocessing import Preprocessing
 from tests.conftest import tiny_digits
 
 

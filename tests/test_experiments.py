@@ -140,7 +140,7 @@ def test_bad_input(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    from training.cli import main
+    from keras_convnets.cli.main import main
 
     out = tmp_path / "bn"
     assert main(["experiment", "bottleneck", "--quick", "--output-dir", str(out), "--set", "stage=conv5",

@@ -17,8 +17,8 @@ import tensorflow as tf
 
 import keras_convnets
 from keras_convnets import export
-from keras_convnets.preprocessing import Preprocessing
-from training.cli import main
+from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.cli.main import main
 
 from export_helpers import CLASSES, colour_images, train
 
@@ -115,7 +115,7 @@ def test_existing_destination_is_not_overwritten_without_overwrite(trained, tmp_
 
 def test_failed_parity_is_refused_with_the_numbers_and_writes_nothing(trained, tmp_path, monkeypatch):
     model, preprocessing, *_ = trained
-    monkeypatch.setitem(export.CRITERIA, "saved_model", ("max_abs_diff", 0.0))  # nothing can pass
+    monkeypatch.setitem(export._impl.CRITERIA, "saved_model", ("max_abs_diff", 0.0))  # nothing can pass
     with pytest.raises(export.ParityError, match=r"max abs difference in probabilities .* on 8 images") as info:
         export.export_saved_model(model, tmp_path / "refused", preprocessing=preprocessing)
     assert info.value.parity.artifact == "saved_model" and not info.value.parity.passed
@@ -318,7 +318,7 @@ def test_interrupted_export_leaves_no_partial_model(run_dir, tmp_path, monkeypat
         calls.append(args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "tflite_converter", interrupted)
+    monkeypatch.setattr(export._impl, "tflite_converter", interrupted)
     fresh = tmp_path / "fresh"
     with pytest.raises(KeyboardInterrupt):
         export.export_bundle(run_dir, fresh, formats=("saved_model", "tflite", "keras"))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import keras_convnets
-from keras_convnets import googlenet, inception_v3
-from keras_convnets.layers import LocalResponseNormalization
+from keras_convnets.models import googlenet, inception_v3
+from keras_convnets.models.layers import LocalResponseNormalization
 from tests.conftest import default_model
 
 
@@ -254,7 +254,7 @@ def test_lrn_round_trip_safe_mode(tmp_path):
 
 def test_registered():
     assert {"googlenet", "inception_v3"} <= set(keras_convnets.list_models())
-    assert keras_convnets.registry.get_builder("GoogLeNet") is googlenet.googlenet
+    assert keras_convnets.models.registry.get_builder("GoogLeNet") is googlenet.googlenet
     model = keras_convnets.get_model("googlenet", aux_logits=False, classes=4, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 4)
 

@@ -1,11 +1,11 @@
-"""`keras_convnets.lesion`: deleting residual branches (Veit et al. 2016) with shared weights."""
+"""`keras_convnets.analysis.lesion`: deleting residual branches (Veit et al. 2016) with shared weights."""
 
 import keras
 import numpy as np
 import pytest
 
 import keras_convnets
-from keras_convnets.lesion import Block, list_blocks
+from keras_convnets.analysis.lesion import Block, list_blocks
 
 SHAPE = (16, 16, 3)
 

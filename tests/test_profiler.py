@@ -6,10 +6,10 @@ import keras
 import pytest
 
 import keras_convnets
-from keras_convnets import model_table
-from keras_convnets.profiler import layer_macs
+from keras_convnets.analysis import model_table
+from keras_convnets.analysis.profiler import layer_macs
 from tests.conftest import default_profile
-from training import cli
+from keras_convnets.cli import main as cli
 
 README = "README.md"
 

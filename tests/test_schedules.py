@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_convnets import recipes, schedules
-from keras_convnets.losses import SparseCategoricalCrossentropy
+from keras_convnets.trainer import recipes, schedules
+from keras_convnets.trainer.losses import SparseCategoricalCrossentropy
 
 
 def lr(schedule, step: int) -> float:

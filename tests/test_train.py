@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 import keras_convnets
-from keras_convnets import distribute, trainer
-from keras_convnets.preprocessing import Preprocessing
+from keras_convnets import trainer
+from keras_convnets.trainer import distribute
+from keras_convnets.data.preprocessing import Preprocessing
 from tests.conftest import tiny_digits as tiny
 
 pytestmark = pytest.mark.xdist_group("train")  # one worker builds the shared finished run
@@ -171,9 +172,9 @@ def test_strategy_choices(monkeypatch):
 
 
 def test_mixed_precision_choice(monkeypatch):
-    monkeypatch.setattr(trainer, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(trainer.trainer, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert trainer.resolve_mixed_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(trainer, "cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(trainer.trainer, "cpu_flags", lambda: {"avx2"})
     assert trainer.resolve_mixed_precision("auto") == "float32"
     assert trainer.resolve_mixed_precision("mixed_float16") == "mixed_float16"
     assert trainer.resolve_jit_compile("auto") is False  # no GPU here
@@ -181,7 +182,7 @@ def test_mixed_precision_choice(monkeypatch):
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):
-    from training.cli import main
+    from keras_convnets.cli.main import main
 
     assert main(["train", "--model", "resnet_nope", "--output-dir", str(tmp_path / "a")]) == 2
     assert "Unknown model name" in capsys.readouterr().err
@@ -191,7 +192,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("googlenet" not in keras_convnets.list_models(), reason="keras_convnets.googlenet is not registered")
+@pytest.mark.skipif("googlenet" not in keras_convnets.list_models(), reason="keras_convnets.models.googlenet is not registered")
 def test_googlenet_trains_with_its_aux_heads():
     def small_googlenet(**kwargs):  # the aux heads need at least 79x79 pixels; thin modules keep it quick
         return keras_convnets.get_model("googlenet", aux_logits=True, reduction_scale=0.25, **kwargs)
@@ -206,7 +207,7 @@ def test_googlenet_trains_with_its_aux_heads():
 
 @pytest.mark.slow
 def test_cli_resume_reads_the_run_configuration(tmp_path, capsys):
-    from training.cli import main
+    from keras_convnets.cli.main import main
 
     run, export = str(tmp_path / "run"), str(tmp_path / "export")
     first = trainer.train("resnet32", "digits", epochs=1, steps_per_epoch=2, batch_size=8, seed=3, output_dir=run,

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_convnets import googlenet, recipes, resnet, tuning
+from keras_convnets import tuning
+from keras_convnets.models import googlenet, resnet
+from keras_convnets.trainer import recipes
 from keras_convnets.data import ImageData
 
 # A bottleneck ResNet small enough to train in a test: CIFAR stem, one block per stage, paper widths 16/32/64.
@@ -113,7 +115,7 @@ def test_googlenet_defaults_rebuild_the_paper_net(granularity):
 
 
 def keras_convnets_aux_model():
-    from keras_convnets.aux import AuxClassifierModel
+    from keras_convnets.models.aux import AuxClassifierModel
 
     return AuxClassifierModel
 
@@ -326,7 +328,7 @@ def test_googlenet_table_is_checked():
 
 
 def test_cli_refuses_bad_input_before_searching(tmp_path, capsys):
-    from training.cli import main
+    from keras_convnets.cli.main import main
 
     with pytest.raises(SystemExit):
         main(["tune", "--tuner", "grid"])
@@ -342,7 +344,7 @@ def test_cli_refuses_bad_input_before_searching(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_search_then_resume(tmp_path, capsys):
-    from training.cli import main
+    from keras_convnets.cli.main import main
 
     out = tmp_path / "cli"
     command = ["tune", "--model", "resnet50", "--dataset", "digits", "--image-size", "32", "--max-trials", "1",

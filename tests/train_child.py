@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--check-small-batch", action="store_true")
     args = parser.parse_args()
 
-    from keras_convnets import distribute
+    from keras_convnets.trainer import distribute
 
     if args.cpu_devices:
         distribute.configure_cpu_devices(args.cpu_devices)

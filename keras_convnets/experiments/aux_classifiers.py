@@ -1,7 +1,7 @@
 """Auxiliary classifiers (Szegedy et al. 2014, Section 5): GoogLeNet trained with and without its two
 auxiliary heads, with the same recipe, budget, seed and data order; curves and final errors of the main head.
 
-With the heads, the loss is main + 0.3 x (aux1 + aux2) (`keras_convnets.aux`); without them, the main loss
+With the heads, the loss is main + 0.3 x (aux1 + aux2) (`keras_convnets.models.aux`); without them, the main loss
 alone. The papers find the effect small (Szegedy et al. 2014, Section 5: "relatively minor (around 0.5%)";
 Szegedy et al. 2015, Section 4: no gain early in training, a slightly higher plateau near the end); the report
 only states what this run shows.
@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from keras_convnets import common
+from keras_convnets.models import common
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
@@ -43,7 +43,7 @@ QUICK = AuxPreset(dataset="digits", image_size=32, variant="torchvision", epochs
 
 
 def _check(preset: AuxPreset) -> None:
-    from keras_convnets.googlenet import NORM_OPTIONS, VARIANT_OPTIONS, minimum_size
+    from keras_convnets.models.googlenet import NORM_OPTIONS, VARIANT_OPTIONS, minimum_size
 
     common.check_choice("variant", preset.variant, VARIANT_OPTIONS)
     common.check_choice("norm", preset.norm, NORM_OPTIONS)
@@ -71,7 +71,7 @@ def run(
     """Train GoogLeNet with and without aux heads, write `report.md`, `curves.png`, `results.json` and
     `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `AuxPreset`."""
     started = time.perf_counter()
-    from keras_convnets.googlenet import GoogLeNet
+    from keras_convnets.models.googlenet import GoogLeNet
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
     preset, recipe, data, preprocessing = setup.preset, setup.recipe, setup.data, setup.preprocessing

@@ -22,10 +22,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_convnets import common
+from keras_convnets.models import common
 from keras_convnets.experiments import presets
 from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
-from keras_convnets.profiler import profile
+from keras_convnets.analysis.profiler import profile
 
 # ResNet-50, He et al. 2016 Table 1: stage -> (feature-map side at 224, reduction width); outputs are 4x wider.
 RESNET50_STAGES = {"conv2": (56, 64), "conv3": (28, 128), "conv4": (14, 256), "conv5": (7, 512)}
@@ -51,7 +51,7 @@ def _bn() -> dict:
 
 def resnet_designs(stage: str = "conv2") -> dict[str, keras.Model]:
     """One block of ResNet-50's `stage` in three designs, each a small functional model (name -> model)."""
-    from keras_convnets.resnet import residual_block
+    from keras_convnets.models.resnet import residual_block
 
     common.check_choice("stage", stage, tuple(RESNET50_STAGES))
     size, width = RESNET50_STAGES[stage]
@@ -74,7 +74,7 @@ def inception_designs() -> dict[str, keras.Model]:
     as in the paper (no batch norm)."""
     from keras import layers
 
-    from keras_convnets.googlenet import INCEPTION_TABLE, conv_unit, inception_module
+    from keras_convnets.models.googlenet import INCEPTION_TABLE, conv_unit, inception_module
 
     spec = INCEPTION_TABLE[0]
     x = keras.Input(INCEPTION_3A_INPUT, name="input")

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from keras_convnets import common
+from keras_convnets.models import common
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
@@ -43,7 +43,7 @@ QUICK = DegradationPreset(depths=(8, 32), dataset="digits", image_size=16, epoch
 
 
 def build(family: str, depth: int, residual: bool, *, image_size: int, classes: int) -> keras.Model:
-    from keras_convnets.resnet import CifarResNet, ResNet
+    from keras_convnets.models.resnet import CifarResNet, ResNet
 
     builder = CifarResNet if family == "cifar" else ResNet
     return builder(depth, input_shape=(image_size, image_size, 3), classes=classes, residual=residual)
@@ -66,11 +66,11 @@ def _check(preset: DegradationPreset) -> None:
         presets.check_positive_int("epochs", preset.epochs)
     for depth in depths:  # the builders' own checks, before any training
         if preset.family == "cifar":
-            from keras_convnets.resnet import cifar_spec
+            from keras_convnets.models.resnet import cifar_spec
 
             cifar_spec(depth)
         else:
-            from keras_convnets.resnet import imagenet_spec
+            from keras_convnets.models.resnet import imagenet_spec
 
             imagenet_spec(depth)
 

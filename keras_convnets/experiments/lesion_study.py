@@ -1,7 +1,7 @@
 """Lesion study (Veit et al. 2016, "Residual networks behave like ensembles of relatively shallow networks").
 
 A ResNet and its plain twin are trained with the same recipe and seed. Then, at test time and without any
-retraining, `keras_convnets.lesion` deletes blocks:
+retraining, `keras_convnets.analysis.lesion` deletes blocks:
 
 1. each block in turn (one at a time): the test error for each;
 2. k random blocks for k = 1..n, several draws each: the test error against k.
@@ -26,7 +26,7 @@ import numpy as np
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
-from keras_convnets.lesion import lesion, list_blocks
+from keras_convnets.analysis.lesion import lesion, list_blocks
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ QUICK = LesionPreset(depth=20, dataset="digits", image_size=16, epochs=10, batch
 
 
 def _check(preset: LesionPreset) -> None:
-    from keras_convnets.resnet import cifar_spec
+    from keras_convnets.models.resnet import cifar_spec
 
     cifar_spec(preset.depth)
     for argument in ("image_size", "batch_size", "draws", "points"):
@@ -73,7 +73,7 @@ def run(
     """Train the ResNet and its plain twin, lesion them, write `report.md`, `lesion.png`, `results.json`,
     `single.csv` and `random.csv` into `output_dir`, and return the results. Overrides: `LesionPreset`'s fields."""
     started = time.perf_counter()
-    from keras_convnets.resnet import CifarResNet
+    from keras_convnets.models.resnet import CifarResNet
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
     preset, recipe, data, epochs, preprocessing = (setup.preset, setup.recipe, setup.data, setup.epochs,
@@ -205,7 +205,7 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: L
         f"ResNet-{preset.depth} and its plain twin trained on `{ds['name']}` ({ds['train']:,} training, "
         f"{ds['test']:,} test images) at {preset.image_size}x{preset.image_size} with recipe `{results['recipe']}` "
         f"at batch {preset.batch_size} for {results['epochs']} epochs, seed {preset.seed}. Blocks are deleted at "
-        "test time with `keras_convnets.lesion` (shared weights, no retraining; batch norm uses its trained "
+        "test time with `keras_convnets.analysis.lesion` (shared weights, no retraining; batch norm uses its trained "
         "statistics). Errors are on the test split."
     )
     report.table(["net", "params", "train seconds", "test error (intact)"], [

@@ -1,6 +1,6 @@
 """Training for the experiments: a model, a dataset and a recipe in, error curves against iterations out.
 
-It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes (`keras_convnets.recipes`):
+It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes (`keras_convnets.trainer.recipes`):
 the same recipe, batch, seed and data order for every model of an experiment. Training error is measured as the
 papers plot it, on the training batches as they are trained (augmented, training mode), averaged over the
 iterations since the previous point; test error is measured at each point on the whole test split in inference
@@ -169,7 +169,7 @@ def train(
     import tensorflow as tf
 
     from keras_convnets import data as data_lib
-    from keras_convnets import recipes as recipes_lib
+    from keras_convnets.trainer import recipes as recipes_lib
 
     steps = data_lib.steps_per_epoch_for(data.num_train, batch_size)
     schedule = recipes_lib.learning_rate_schedule(
@@ -240,7 +240,7 @@ def prepare(base_preset, overrides: dict[str, Any], *, check, dataset: str | Non
     """Apply `overrides` (and `dataset`) to `base_preset`, `check` it, then load and prepare the data
     with the preset's recipe. The presets carry `recipe`, `dataset`, `max_train`, `max_test`,
     `batch_size`, `epochs` and `image_size`."""
-    from keras_convnets import recipes as recipes_lib
+    from keras_convnets.trainer import recipes as recipes_lib
     from keras_convnets.experiments import presets
 
     if dataset is not None:

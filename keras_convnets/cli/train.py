@@ -1,0 +1,143 @@
+"""Train a registered model with its paper's recipe, evaluate it on the test split and export it.
+
+With no arguments: ResNet-20 on the embedded digits data (no network needed), a few minutes on a CPU.
+Rerunning the same command after an interruption resumes from the last epoch's checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _jit(text: str):
+    lowered = text.lower()
+    if lowered in ("auto", "true", "false", "on", "off"):
+        return "auto" if lowered == "auto" else lowered in ("true", "on")
+    raise argparse.ArgumentTypeError(f"must be auto, true or false, got {text!r}")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from keras_convnets.trainer.distribute import STRATEGIES
+    from keras_convnets.trainer.recipes import list_recipes
+    from keras_convnets.trainer import MIXED_PRECISION
+
+    parser.add_argument("--model", default=None, help="a registered model (see `convnets models`); default resnet20")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="'digits' (embedded, default), a tensorflow-datasets name (cifar10, imagenette, ...) "
+        "or a directory with one sub-folder of images per class",
+    )
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="default: the dataset's suggestion (digits: 15) or the recipe's length")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="global batch, split over the replicas (default: digits 64, else the recipe's)")
+    parser.add_argument("--recipe", choices=list_recipes(), default=None, help="default: the model's paper's")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="tf.distribute strategy (auto: mirrored over several GPUs, multi_worker with TF_CONFIG)")
+    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="auto",
+                        help="auto: mixed_float16 on recent GPUs, mixed_bfloat16 on CPUs with AVX512-BF16/AMX")
+    parser.add_argument("--jit-compile", type=_jit, default="auto", help="XLA: auto (GPUs only), true or false")
+    parser.add_argument("--output-dir", default=None, help="the run directory (default runs/MODEL-DATASET)")
+    parser.add_argument("--export-dir", default=None, help="where the model is exported (default saved_models/MODEL-DATASET)")
+    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR with the configuration in its run.json")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic ops (bit-exact resumes, slower)")
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    parser.add_argument("--sync-bn", action="store_true", help="synchronize batch-norm statistics across replicas")
+    parser.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set")
+    parser.add_argument("--image-size", type=_positive_int, default=None, help="default: the dataset's or the recipe's")
+
+
+def _slug(text: str) -> str:
+    return os.path.basename(os.path.normpath(text)).replace(os.sep, "_") or "data"
+
+
+def resume_settings(args: argparse.Namespace) -> dict:
+    """What `--resume RUN_DIR` takes from the run's run.json for the arguments not given on the command line."""
+    import json
+
+    from keras_convnets.trainer.recipes import RECIPES
+
+    path = os.path.join(args.resume, "run.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"`--resume` must name a run directory (one holding run.json). Received: --resume {args.resume}")
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    recipe = config.get("recipe", {}).get("name")
+    return {
+        "model": config.get("model"),
+        "dataset": config.get("dataset_source") or config.get("dataset"),
+        "epochs": config.get("epochs"),
+        "batch_size": config.get("batch_size"),
+        "recipe": recipe if recipe in RECIPES else None,
+        "seed": config.get("seed"),
+        "steps_per_epoch": config.get("steps_per_epoch"),
+        "image_size": config.get("image_size"),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from keras_convnets.trainer import train
+
+    output_dir = args.output_dir
+    saved = {}
+    if args.resume is not None:
+        if output_dir is not None and os.path.normpath(output_dir) != os.path.normpath(args.resume):
+            raise ValueError(
+                f"`--resume` and `--output-dir` name different directories. Received: --resume {args.resume} "
+                f"--output-dir {output_dir}"
+            )
+        saved = resume_settings(args)
+        output_dir = args.resume
+
+    def setting(key, default=None):
+        value = getattr(args, key)
+        return value if value is not None else saved.get(key) if saved.get(key) is not None else default
+
+    model, dataset = setting("model", "resnet20"), setting("dataset", "digits")
+    name = f"{model.lower().replace('-', '').replace(' ', '')}-{_slug(dataset)}"
+    result = train(
+        model,
+        dataset,
+        epochs=setting("epochs"),
+        batch_size=setting("batch_size"),
+        recipe=setting("recipe"),
+        strategy=args.strategy,
+        mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
+        output_dir=output_dir or os.path.join("runs", name),
+        export_dir=args.export_dir or os.path.join("saved_models", name),
+        seed=setting("seed", 0),
+        deterministic=args.deterministic,
+        data_dir=args.data_dir,
+        sync_bn=args.sync_bn,
+        steps_per_epoch=setting("steps_per_epoch"),
+        image_size=setting("image_size"),
+    )
+    return 0 if result.metrics else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m keras_convnets.cli.train ARGS` is `convnets train ARGS`."""
+    import sys
+
+    from keras_convnets.cli.main import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

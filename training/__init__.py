@@ -1,1 +1,0 @@
-"""Runnable recipes and the `convnets` command line. Everything reusable lives in `keras_convnets`."""
