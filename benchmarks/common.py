@@ -53,7 +53,9 @@ class Timing:
         return (max(self.rates) - min(self.rates)) / self.median
 
 
-def measure(configs: Sequence[Config], *, rounds: int = 3, log: Callable[[str], None] | None = None) -> dict[str, Timing]:
+def measure(
+    configs: Sequence[Config], *, rounds: int = 3, log: Callable[[str], None] | None = None
+) -> dict[str, Timing]:
     """Warm every configuration up, then time them interleaved for `rounds` rounds. Returns name -> Timing."""
     if rounds < 1:
         raise ValueError(f"`rounds` must be at least 1. Received: rounds={rounds}")

@@ -75,11 +75,19 @@ def pipeline_runner(case: Case, batches: int):
     from keras_convnets.data import compute_preprocessing, train_pipeline
 
     data = synthetic_data(case)
-    preprocessing = compute_preprocessing(case.preprocessing, data, image_size=case.size,
-                                          augmentation=case.augmentation, max_examples=64)
+    preprocessing = compute_preprocessing(
+        case.preprocessing, data, image_size=case.size, augmentation=case.augmentation, max_examples=64
+    )
     steps_per_epoch = max(1, case.count // case.batch)
-    ds = train_pipeline(data, batch_size=case.batch, image_size=case.size, augmentation=case.augmentation,
-                        preprocessing=preprocessing, epochs=10_000, steps_per_epoch=steps_per_epoch)
+    ds = train_pipeline(
+        data,
+        batch_size=case.batch,
+        image_size=case.size,
+        augmentation=case.augmentation,
+        preprocessing=preprocessing,
+        epochs=10_000,
+        steps_per_epoch=steps_per_epoch,
+    )
 
     def run(steps: int):
         for _ in range(steps):
@@ -92,8 +100,9 @@ def pipeline_runner(case: Case, batches: int):
     return run
 
 
-def benchmark(cases=("cifar", "imagenet", "googlenet"), *, rounds: int = 3, precision: str = "auto",
-              smoke: bool = False, log=None) -> str:
+def benchmark(
+    cases=("cifar", "imagenet", "googlenet"), *, rounds: int = 3, precision: str = "auto", smoke: bool = False, log=None
+) -> str:
     from benchmarks import train
     from keras_convnets import trainer
 
@@ -106,24 +115,41 @@ def benchmark(cases=("cifar", "imagenet", "googlenet"), *, rounds: int = 3, prec
             raise ValueError(f"`cases` must be among {', '.join(table)}. Received: {key!r}")
         case = table[key]
         batches = 1 if smoke else (40 if case.size <= 64 else 12)
-        configs.append(common.Config(f"pipeline {key}", pipeline_runner(case, batches), case.batch * batches,
-                                     warmup=1))
+        configs.append(common.Config(f"pipeline {key}", pipeline_runner(case, batches), case.batch * batches, warmup=1))
         workload = train.Workload(case.model, case.size, case.batch, 10)
         _, step = train.ours(workload, precision)
         configs.append(common.Config(f"model {key}", step, case.batch, steps=1 if (smoke or case.size > 64) else 3))
         rows_spec.append((key, case))
     timings = common.measure(configs, rounds=1 if smoke else rounds, log=log)
-    headers = ["recipe", "augmentation", "image", "batch", "pipeline img/s", "model training img/s",
-               "pipeline / model", "CPU share of the pipeline"]
+    headers = [
+        "recipe",
+        "augmentation",
+        "image",
+        "batch",
+        "pipeline img/s",
+        "model training img/s",
+        "pipeline / model",
+        "CPU share of the pipeline",
+    ]
     rows = []
     for key, case in rows_spec:
         fed = timings[f"pipeline {key}"].median
         eaten = timings[f"model {key}"].median
-        rows.append([key, case.augmentation, f"{case.source_shape[1]}x{case.source_shape[0]} -> {case.size}",
-                     case.batch, common.fmt(fed), common.fmt(eaten), common.fmt(fed / eaten, 3),
-                     f"{100 * eaten / fed:.1f}%"])
-    header = common.report_header(f"Input pipeline vs training ({precision})", rounds=1 if smoke else rounds,
-                                  load_before=load_before)
+        rows.append(
+            [
+                key,
+                case.augmentation,
+                f"{case.source_shape[1]}x{case.source_shape[0]} -> {case.size}",
+                case.batch,
+                common.fmt(fed),
+                common.fmt(eaten),
+                common.fmt(fed / eaten, 3),
+                f"{100 * eaten / fed:.1f}%",
+            ]
+        )
+    header = common.report_header(
+        f"Input pipeline vs training ({precision})", rounds=1 if smoke else rounds, load_before=load_before
+    )
     return "\n".join([header, common.markdown_table(headers, rows), ""])
 
 

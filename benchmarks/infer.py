@@ -21,8 +21,15 @@ import tempfile
 
 from benchmarks import common
 
-FORMATS = ("keras", "keras_bfloat16", "saved_model", "tflite_float32", "tflite_float16", "tflite_dynamic",
-           "tflite_int8")
+FORMATS = (
+    "keras",
+    "keras_bfloat16",
+    "saved_model",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic",
+    "tflite_int8",
+)
 SIZES = {"resnet50": 224, "resnet20": 32, "googlenet": 224}
 CLASSES = {"resnet50": 1000, "resnet20": 10, "googlenet": 1000}
 
@@ -84,14 +91,24 @@ def tflite_content(saved_model_dir: str, quantization: str | None, calibration):
 
     from keras_convnets.export import tflite_converter
 
-    converter = tflite_converter(saved_model_dir, quantization, calibration, "uint8" if quantization == "int8" else None)
+    converter = tflite_converter(
+        saved_model_dir, quantization, calibration, "uint8" if quantization == "int8" else None
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return converter.convert()
 
 
-def benchmark(model: str = "resnet50", formats=FORMATS, *, rounds: int = 3, smoke: bool = False, log=None,
-              batch: int = 32, latency_calls: int = 10) -> str:
+def benchmark(
+    model: str = "resnet50",
+    formats=FORMATS,
+    *,
+    rounds: int = 3,
+    smoke: bool = False,
+    log=None,
+    batch: int = 32,
+    latency_calls: int = 10,
+) -> str:
     import numpy as np
 
     load_before = common.load_average()
@@ -146,13 +163,15 @@ def benchmark(model: str = "resnet50", formats=FORMATS, *, rounds: int = 3, smok
         latency = 1000.0 / timings[f"{form} b1"].median
         throughput = timings[f"{form} b{batch}"].median
         size_mb = runners[form].get("bytes")
-        rows.append([
-            form,
-            common.fmt(latency),
-            common.fmt(throughput),
-            common.fmt(throughput / reference if reference else None, 2),
-            common.fmt(size_mb / 1e6 if size_mb else None),
-        ])
+        rows.append(
+            [
+                form,
+                common.fmt(latency),
+                common.fmt(throughput),
+                common.fmt(throughput / reference if reference else None, 2),
+                common.fmt(size_mb / 1e6 if size_mb else None),
+            ]
+        )
     header = common.report_header(f"Inference, {model} at {size}x{size}", rounds=rounds, load_before=load_before)
     return "\n".join([header, common.markdown_table(headers, rows), ""] + notes)
 

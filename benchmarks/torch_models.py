@@ -70,7 +70,9 @@ class Bottleneck(nn.Module):
         self.conv1 = conv_bn(in_channels, width, 1, stride)
         self.conv2 = conv_bn(width, width, 3)
         self.conv3 = conv_bn(width, out_channels, 1)
-        self.shortcut = conv_bn(in_channels, out_channels, 1, stride) if (stride > 1 or in_channels != out_channels) else None
+        self.shortcut = (
+            conv_bn(in_channels, out_channels, 1, stride) if (stride > 1 or in_channels != out_channels) else None
+        )
 
     def forward(self, x):
         y = self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
@@ -101,10 +103,15 @@ def conv_unit(in_channels: int, out_channels: int, kernel: int, stride: int = 1)
 
 # Szegedy et al. 2014, Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
 INCEPTION_TABLE = (
-    ("3a", 64, 96, 128, 16, 32, 32), ("3b", 128, 128, 192, 32, 96, 64),
-    ("4a", 192, 96, 208, 16, 48, 64), ("4b", 160, 112, 224, 24, 64, 64), ("4c", 128, 128, 256, 24, 64, 64),
-    ("4d", 112, 144, 288, 32, 64, 64), ("4e", 256, 160, 320, 32, 128, 128),
-    ("5a", 256, 160, 320, 32, 128, 128), ("5b", 384, 192, 384, 48, 128, 128),
+    ("3a", 64, 96, 128, 16, 32, 32),
+    ("3b", 128, 128, 192, 32, 96, 64),
+    ("4a", 192, 96, 208, 16, 48, 64),
+    ("4b", 160, 112, 224, 24, 64, 64),
+    ("4c", 128, 128, 256, 24, 64, 64),
+    ("4d", 112, 144, 288, 32, 64, 64),
+    ("4e", 256, 160, 320, 32, 128, 128),
+    ("5a", 256, 160, 320, 32, 128, 128),
+    ("5b", 384, 192, 384, 48, 128, 128),
 )
 
 
@@ -145,8 +152,11 @@ class GoogLeNet(nn.Module):
     def __init__(self, classes: int = 1000, size: int = 224):
         super().__init__()
         self.stem = nn.Sequential(
-            conv_unit(3, 64, 7, 2), nn.MaxPool2d(3, 2, ceil_mode=True),
-            conv_unit(64, 64, 1), conv_unit(64, 192, 3), nn.MaxPool2d(3, 2, ceil_mode=True),
+            conv_unit(3, 64, 7, 2),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            conv_unit(64, 64, 1),
+            conv_unit(64, 192, 3),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
         )
         modules, channels = {}, 192
         for name, *widths in INCEPTION_TABLE:
@@ -211,7 +221,9 @@ class TrainStep:
         outputs = self.model(self.images)
         if isinstance(outputs, tuple):
             main, *aux = outputs
-            return F.cross_entropy(main, self.labels) + self.aux_weight * sum(F.cross_entropy(a, self.labels) for a in aux)
+            return F.cross_entropy(main, self.labels) + self.aux_weight * sum(
+                F.cross_entropy(a, self.labels) for a in aux
+            )
         return F.cross_entropy(outputs, self.labels)
 
     def __call__(self, steps: int = 1) -> float:

@@ -131,7 +131,7 @@ def before_speedups():
 def ours(workload: Workload, policy: str, *, jit_compile="auto", before: bool = False):
     import keras_convnets
 
-    with dtype_policy(policy), (before_speedups() if before else contextlib.nullcontext()):
+    with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext():
         model = keras_convnets.get_model(
             workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
         )
@@ -156,7 +156,10 @@ def torch_step(workload: Workload, policy: str):
     from benchmarks import torch_models
 
     step = torch_models.TrainStep(
-        workload.model, batch=workload.batch, size=workload.size, classes=workload.classes,
+        workload.model,
+        batch=workload.batch,
+        size=workload.size,
+        classes=workload.classes,
         bfloat16=policy == "mixed_bfloat16",
     )
     return step
@@ -219,21 +222,38 @@ def benchmark(
             configs.append(common.Config(entry["ours"], run, workload.batch, steps=n))
             if before:
                 entry["before"] = f"before {name} {precision}"
-                configs.append(common.Config(entry["before"], ours(workload, precision, before=True)[1],
-                                             workload.batch, steps=n))
+                configs.append(
+                    common.Config(entry["before"], ours(workload, precision, before=True)[1], workload.batch, steps=n)
+                )
             if workload.applications:
                 entry["applications"] = f"keras.applications {name} {precision}"
-                configs.append(common.Config(entry["applications"], applications_resnet50(workload, precision),
-                                             workload.batch, steps=n))
+                configs.append(
+                    common.Config(
+                        entry["applications"], applications_resnet50(workload, precision), workload.batch, steps=n
+                    )
+                )
             if torch is not None:
                 entry["torch"] = f"torch {name} {precision}"
                 configs.append(common.Config(entry["torch"], torch_step(workload, precision), workload.batch, steps=n))
             rows_spec.append(entry)
     timings = common.measure(configs, rounds=1 if smoke else rounds, log=log)
 
-    headers = ["model", "batch", "precision", "ours img/s", "keras.applications img/s", "torch img/s",
-               "ours / keras.applications", "ours / torch", "ours / torch (CPU time)", "ours / before",
-               "ours GFLOP/s", "ours % peak", "torch % peak", "matmul peak GFLOP/s"]
+    headers = [
+        "model",
+        "batch",
+        "precision",
+        "ours img/s",
+        "keras.applications img/s",
+        "torch img/s",
+        "ours / keras.applications",
+        "ours / torch",
+        "ours / torch (CPU time)",
+        "ours / before",
+        "ours GFLOP/s",
+        "ours % peak",
+        "torch % peak",
+        "matmul peak GFLOP/s",
+    ]
     rows = []
     for entry in rows_spec:
         workload = entry["workload"]
@@ -242,28 +262,32 @@ def benchmark(
         theirs = timings[entry["torch"]].median if "torch" in entry else None
         peak = timings[peaks[entry["precision"]]].median / 1e9
         gflops = mine * entry["flops"] / 1e9
-        rows.append([
-            f"{workload.model} ({workload.size}px)" + (" + aux heads" if workload.model == "googlenet" else ""),
-            workload.batch,
-            "bfloat16" if entry["precision"] == "mixed_bfloat16" else "float32",
-            common.fmt(mine),
-            common.fmt(apps),
-            common.fmt(theirs),
-            common.fmt(mine / apps if apps else None, 2),
-            common.fmt(mine / theirs if theirs else None, 2),
-            common.fmt(cpu_ratio(timings, entry.get("ours"), entry.get("torch")), 2),
-            common.fmt(mine / timings[entry["before"]].median if "before" in entry else None, 2),
-            common.fmt(gflops),
-            common.fmt(100 * gflops / peak, 2),
-            common.fmt(100 * theirs * entry["flops"] / 1e9 / peak if theirs else None, 2),
-            common.fmt(peak),
-        ])
+        rows.append(
+            [
+                f"{workload.model} ({workload.size}px)" + (" + aux heads" if workload.model == "googlenet" else ""),
+                workload.batch,
+                "bfloat16" if entry["precision"] == "mixed_bfloat16" else "float32",
+                common.fmt(mine),
+                common.fmt(apps),
+                common.fmt(theirs),
+                common.fmt(mine / apps if apps else None, 2),
+                common.fmt(mine / theirs if theirs else None, 2),
+                common.fmt(cpu_ratio(timings, entry.get("ours"), entry.get("torch")), 2),
+                common.fmt(mine / timings[entry["before"]].median if "before" in entry else None, 2),
+                common.fmt(gflops),
+                common.fmt(100 * gflops / peak, 2),
+                common.fmt(100 * theirs * entry["flops"] / 1e9 / peak if theirs else None, 2),
+                common.fmt(peak),
+            ]
+        )
     notes = []
     if torch is None:
         notes.append("torch is not installed (`pip install torch`): the PyTorch columns are empty.")
     noisy = [t for t in timings.values() if t.spread > 0.25]
     if noisy:
-        notes.append("Noisy (spread over rounds > 25%): " + ", ".join(f"{t.name} ({t.spread:.0%})" for t in noisy) + ".")
+        notes.append(
+            "Noisy (spread over rounds > 25%): " + ", ".join(f"{t.name} ({t.spread:.0%})" for t in noisy) + "."
+        )
     notes.append(f"Threads per framework: {threads or 'all CPUs'}.")
     header = common.report_header("Training throughput", rounds=1 if smoke else rounds, load_before=load_before)
     return "\n".join([header, common.markdown_table(headers, rows), ""] + notes)
@@ -271,15 +295,26 @@ def benchmark(
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="resnet20,resnet50,googlenet", help="comma-separated: " + ", ".join(WORKLOADS))
+    parser.add_argument(
+        "--models", default="resnet20,resnet50,googlenet", help="comma-separated: " + ", ".join(WORKLOADS)
+    )
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated: float32, mixed_bfloat16")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (median reported)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps per timed round (default 3 at 32px, 1 at 224px)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps per timed round (default 3 at 32px, 1 at 224px)"
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch column")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads per framework (default: all CPUs); 1 gives robust ratios on a busy machine")
-    parser.add_argument("--before", action="store_true",
-                        help="also time our models as built before the speed work (Keras batch norm, sliced shortcut)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per framework (default: all CPUs); 1 gives robust ratios on a busy machine",
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="also time our models as built before the speed work (Keras batch norm, sliced shortcut)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one step, one round: checks that it runs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -293,8 +328,19 @@ def main(argv=None) -> int:
             parser.error(f"--models must be among {', '.join(WORKLOADS)}. Received: {model!r}")
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    print(benchmark(models, precisions, rounds=args.rounds, steps=steps, smoke=args.smoke,
-                    use_torch=not args.no_torch, threads=args.threads, before=args.before, log=log))
+    print(
+        benchmark(
+            models,
+            precisions,
+            rounds=args.rounds,
+            steps=steps,
+            smoke=args.smoke,
+            use_torch=not args.no_torch,
+            threads=args.threads,
+            before=args.before,
+            log=log,
+        )
+    )
     return 0
 
 

@@ -1,13 +1,12 @@
 """keras_convnets: the classic convnets of the ResNet and Inception papers for Keras 3."""
 
+from keras_convnets.analysis.lesion import lesion, list_blocks
+from keras_convnets.analysis.profiler import ModelProfile, bottleneck_cost, profile
 from keras_convnets.models.aux import AuxClassifierModel, strip_aux
 from keras_convnets.models.googlenet import GoogLeNet
-from keras_convnets.models.inception_v3 import InceptionV3
 from keras_convnets.models.imagenet import decode_predictions, preprocess_input
+from keras_convnets.models.inception_v3 import InceptionV3
 from keras_convnets.models.layers import IdentityShortcut, LocalResponseNormalization
-from keras_convnets.analysis.lesion import lesion, list_blocks
-from keras_convnets.trainer import losses, schedules  # registered serializable (runs' model.keras need them)
-from keras_convnets.analysis.profiler import ModelProfile, bottleneck_cost, profile
 from keras_convnets.models.registry import get_model, list_models, register_model
 from keras_convnets.models.resnet import (
     CifarResNet,
@@ -32,19 +31,36 @@ from keras_convnets.models.resnet import (
     ResNet1202,
 )
 from keras_convnets.models.vgg import VGG, VGG11, VGG13, VGG16, VGG19
-from keras_convnets.trainer import TrainResult, train
+from keras_convnets.trainer import (  # registered serializable (runs' model.keras need them)
+    TrainResult,
+    losses,
+    schedules,
+    train,
+)
 
 __version__ = "0.1.0"
 
 # The modules of the flat layout before 0.2 keep their import paths (`keras_convnets.resnet`, ...): each is the
 # module of its subpackage under the old name.
 _MOVED_MODULES = {
-    "aux": "models.aux", "common": "models.common", "googlenet": "models.googlenet", "imagenet": "models.imagenet",
-    "inception_v3": "models.inception_v3", "layers": "models.layers", "registry": "models.registry",
-    "resnet": "models.resnet", "vgg": "models.vgg", "preprocessing": "data.preprocessing",
-    "callbacks": "trainer.callbacks", "distribute": "trainer.distribute", "losses": "trainer.losses",
-    "recipes": "trainer.recipes", "schedules": "trainer.schedules", "lesion": "analysis.lesion",
-    "model_table": "analysis.model_table", "profiler": "analysis.profiler",
+    "aux": "models.aux",
+    "common": "models.common",
+    "googlenet": "models.googlenet",
+    "imagenet": "models.imagenet",
+    "inception_v3": "models.inception_v3",
+    "layers": "models.layers",
+    "registry": "models.registry",
+    "resnet": "models.resnet",
+    "vgg": "models.vgg",
+    "preprocessing": "data.preprocessing",
+    "callbacks": "trainer.callbacks",
+    "distribute": "trainer.distribute",
+    "losses": "trainer.losses",
+    "recipes": "trainer.recipes",
+    "schedules": "trainer.schedules",
+    "lesion": "analysis.lesion",
+    "model_table": "analysis.model_table",
+    "profiler": "analysis.profiler",
 }
 
 

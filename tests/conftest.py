@@ -24,7 +24,7 @@ def default_model(name: str) -> keras.Model:
     return keras_convnets.get_model(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def default_profile(name: str) -> tuple[keras_convnets.ModelProfile, model_table.ModelRow]:
     """The profile and README-table row of the registered model `name` built with its defaults (cached)."""
     model = default_model(name)

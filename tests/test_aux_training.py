@@ -30,8 +30,9 @@ def tiny_aux_model(aux_loss_weight: float = 0.3) -> AuxClassifierModel:
     main = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(x)
     aux1 = keras.layers.Dense(CLASSES, activation="softmax", name="aux1")(x)
     aux2 = keras.layers.Dense(CLASSES, activation="softmax", name="aux2")(keras.layers.Flatten(name="flat")(image))
-    return AuxClassifierModel(image, {"predictions": main, "aux1": aux1, "aux2": aux2}, name="tiny",
-                              aux_loss_weight=aux_loss_weight)
+    return AuxClassifierModel(
+        image, {"predictions": main, "aux1": aux1, "aux2": aux2}, name="tiny", aux_loss_weight=aux_loss_weight
+    )
 
 
 def tiny_data(n: int = 48, seed: int = 0):
@@ -56,8 +57,18 @@ def test_single_loss_trains_every_head_with_the_papers_weights():
     before = {w.path: np.array(w) for w in model.trainable_weights}
     history = model.fit(x, y, batch_size=16, epochs=2, validation_data=(x, y), verbose=0).history
     assert sorted(history) == sorted(
-        ["loss", "predictions_loss", "aux1_loss", "aux2_loss", "accuracy",
-         "val_loss", "val_predictions_loss", "val_aux1_loss", "val_aux2_loss", "val_accuracy"]
+        [
+            "loss",
+            "predictions_loss",
+            "aux1_loss",
+            "aux2_loss",
+            "accuracy",
+            "val_loss",
+            "val_predictions_loss",
+            "val_aux1_loss",
+            "val_aux2_loss",
+            "val_accuracy",
+        ]
     )
     check_total(history, 0.5)
     # Every head's weights moved.
@@ -71,8 +82,12 @@ def test_single_loss_trains_every_head_with_the_papers_weights():
 
 
 @pytest.mark.parametrize(
-    "loss", ["sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy(),
-             keras.losses.sparse_categorical_crossentropy]
+    "loss",
+    [
+        "sparse_categorical_crossentropy",
+        keras.losses.SparseCategoricalCrossentropy(),
+        keras.losses.sparse_categorical_crossentropy,
+    ],
 )
 def test_loss_forms_and_default_weights(loss):
     model = tiny_aux_model()
@@ -94,8 +109,11 @@ def test_explicit_dicts_pass_through():
     model = tiny_aux_model()
     model.compile(
         optimizer="sgd",
-        loss={"predictions": "sparse_categorical_crossentropy", "aux1": "sparse_categorical_crossentropy",
-              "aux2": "sparse_categorical_crossentropy"},
+        loss={
+            "predictions": "sparse_categorical_crossentropy",
+            "aux1": "sparse_categorical_crossentropy",
+            "aux2": "sparse_categorical_crossentropy",
+        },
         loss_weights={"predictions": 1.0, "aux1": 0.0, "aux2": 2.0},
         metrics={"predictions": ["accuracy"], "aux1": ["accuracy"]},
     )
@@ -202,8 +220,9 @@ def test_issue_snippet_googlenet_one_device():
     assert "accuracy" in history and "aux1_accuracy" not in history
     check_total(history, 0.3)
     main = strip_aux(model)
-    np.testing.assert_allclose(main.predict(images, verbose=0), model.predict(images, verbose=0)["predictions"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        main.predict(images, verbose=0), model.predict(images, verbose=0)["predictions"], rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.slow
@@ -221,7 +240,9 @@ def test_googlenet_aux_keras_round_trip(tmp_path):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
 
 
-MIRRORED_SCRIPT = SNIPPET_DATA + """
+MIRRORED_SCRIPT = (
+    SNIPPET_DATA
+    + """
 import json, keras, tensorflow as tf
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -235,16 +256,18 @@ with strategy.scope():
 history = model.fit(ds, epochs=3, verbose=0).history
 print("RESULT " + json.dumps({"replicas": strategy.num_replicas_in_sync, "history": history}))
 """
+)
 
 
 @pytest.mark.slow
 def test_issue_snippet_googlenet_mirrored_two_logical_cpus():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(MIRRORED_SCRIPT)], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(MIRRORED_SCRIPT)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["replicas"] == 2
     history = result["history"]
     assert sorted(history) == ["accuracy", "aux1_loss", "aux2_loss", "loss", "predictions_loss"]

@@ -47,8 +47,9 @@ def test_fmt():
 
 def test_measure_interleaves_and_rejects_zero_rounds():
     calls = []
-    configs = [common.Config(name, lambda steps, n=name: calls.append((n, steps)), items=10, steps=2)
-               for name in ("a", "b")]
+    configs = [
+        common.Config(name, lambda steps, n=name: calls.append((n, steps)), items=10, steps=2) for name in ("a", "b")
+    ]
     timings = common.measure(configs, rounds=2)
     assert calls == [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 2), ("b", 2)]
     assert len(timings["a"].rates) == 2 and all(rate > 0 for rate in timings["a"].rates)
@@ -99,8 +100,8 @@ def test_train_benchmark_smoke():
 
 
 def test_training_flops_is_three_forward_passes():
-    from benchmarks import train
     import keras_convnets
+    from benchmarks import train
 
     model = keras_convnets.get_model("resnet20")
     assert train.training_flops(model) == 6 * 40_551_040  # 3 x forward MACs x 2 FLOPs
@@ -144,7 +145,11 @@ def test_benchmark_arguments_are_checked():
 def test_gpu_check_script_smoke():
     result = subprocess.run(
         ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh")],
-        env={**os.environ, "GPU_CHECK_SMOKE": "1"}, capture_output=True, text=True, timeout=600, cwd=REPO,
+        env={**os.environ, "GPU_CHECK_SMOKE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     headers, rows = common.parse_markdown_table(result.stdout)
@@ -173,8 +178,9 @@ def test_fused_batch_norm_matches_keras(policy, axis):
             total = tf.reduce_sum(tf.cast(y, "float32") * weights)
         grads = tape.gradient(total, [x, layer.gamma, layer.beta])
         inference = layer(x, training=False)
-        results.append([tf.cast(v, "float32").numpy() for v in
-                        (y, *grads, layer.moving_mean, layer.moving_variance, inference)])
+        results.append(
+            [tf.cast(v, "float32").numpy() for v in (y, *grads, layer.moving_mean, layer.moving_variance, inference)]
+        )
     tolerance = 1e-5 if policy == "float32" else 2e-2
     for reference, fused in zip(*results):
         np.testing.assert_allclose(fused, reference, rtol=tolerance, atol=tolerance * np.abs(reference).max())

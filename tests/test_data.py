@@ -51,7 +51,9 @@ def test_train_pipeline_epochs_depend_only_on_seed_and_epoch():
     full = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3).as_numpy_iterator())
     assert len(full) == 9  # 3 epochs x 3 full batches
     assert full[0][0].shape == (16, 16, 16, 3) and full[0][1].dtype == np.int32
-    resumed = list(data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3, initial_epoch=2).as_numpy_iterator())
+    resumed = list(
+        data.train_pipeline(d, batch_size=16, image_size=16, seed=3, epochs=3, initial_epoch=2).as_numpy_iterator()
+    )
     assert len(resumed) == 3
     for (x1, y1), (x2, y2) in zip(full[6:], resumed):
         np.testing.assert_array_equal(x1, x2)
@@ -66,7 +68,9 @@ def test_train_pipeline_epochs_depend_only_on_seed_and_epoch():
 
 def test_steps_per_epoch_and_batch_checks():
     d = tiny_digits(48, 16)
-    batches = list(data.train_pipeline(d, batch_size=16, image_size=16, epochs=2, steps_per_epoch=5).as_numpy_iterator())
+    batches = list(
+        data.train_pipeline(d, batch_size=16, image_size=16, epochs=2, steps_per_epoch=5).as_numpy_iterator()
+    )
     assert len(batches) == 10
     with pytest.raises(ValueError, match="batch_size"):
         data.steps_per_epoch_for(48, 64)
@@ -79,7 +83,9 @@ def test_preprocessing_is_measured_and_applied():
     rgb = data.compute_preprocessing("mean_rgb", d, image_size=16)
     assert rgb.mean.shape == (3,)
     assert data.compute_preprocessing("inception", d, image_size=16).mode == "inception"
-    batches = list(data.eval_pipeline(d, batch_size=8, image_size=16, split="train", preprocessing=prep).as_numpy_iterator())
+    batches = list(
+        data.eval_pipeline(d, batch_size=8, image_size=16, split="train", preprocessing=prep).as_numpy_iterator()
+    )
     images = np.concatenate([x for x, _ in batches])
     assert images.shape == (48, 16, 16, 3)
     np.testing.assert_allclose(images.mean(axis=0), 0.0, atol=1e-3)
@@ -88,7 +94,9 @@ def test_preprocessing_is_measured_and_applied():
 @pytest.mark.parametrize("augmentation", ["scale", "inception"])
 def test_imagenet_style_augmentations_give_fixed_size_crops(augmentation):
     d = tiny_digits(48, 16, size=16)
-    ds = data.train_pipeline(d, batch_size=8, image_size=12, augmentation=augmentation, epochs=1, preprocessing=Preprocessing.inception())
+    ds = data.train_pipeline(
+        d, batch_size=8, image_size=12, augmentation=augmentation, epochs=1, preprocessing=Preprocessing.inception()
+    )
     x, y = next(iter(ds))
     assert x.shape == (8, 12, 12, 3) and float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
     x, _ = next(iter(data.eval_pipeline(d, batch_size=4, image_size=12, augmentation=augmentation)))
@@ -164,5 +172,7 @@ def test_tfds_loading_with_mock_data():
         assert (d.num_train, d.num_test, d.num_classes, d.image_size) == (12, 12, 10, 32)
         batches = list(data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1).as_numpy_iterator())
         assert len(batches) == 6 and batches[0][0].shape == (4, 32, 32, 3)
-        again = list(data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1, initial_epoch=1).as_numpy_iterator())
+        again = list(
+            data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1, initial_epoch=1).as_numpy_iterator()
+        )
         np.testing.assert_array_equal(batches[3][0], again[0][0])

@@ -18,7 +18,7 @@ CHILD = os.path.join(os.path.dirname(__file__), "train_child.py")
 def result_of(stdout: str) -> dict:
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, stdout[-2000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def free_ports(count: int) -> list[int]:
@@ -34,9 +34,22 @@ def free_ports(count: int) -> list[int]:
 @pytest.mark.slow
 def test_mirrored_over_two_logical_cpus(tmp_path):
     done = subprocess.run(
-        [sys.executable, CHILD, str(tmp_path / "run"), "--strategy", "mirrored", "--cpu-devices", "2", "--epochs", "3",
-         "--sync-bn", "--check-small-batch"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            CHILD,
+            str(tmp_path / "run"),
+            "--strategy",
+            "mirrored",
+            "--cpu-devices",
+            "2",
+            "--epochs",
+            "3",
+            "--sync-bn",
+            "--check-small-batch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = result_of(done.stdout)
@@ -55,10 +68,15 @@ def test_multi_worker_mirrored_with_two_workers(tmp_path):
     workers = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        workers.append(subprocess.Popen(
-            [sys.executable, CHILD, str(tmp_path / "run"), "--strategy", "multi_worker", "--epochs", "2"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        ))
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, CHILD, str(tmp_path / "run"), "--strategy", "multi_worker", "--epochs", "2"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
     reports = []
     try:
         for worker in workers:

@@ -60,8 +60,13 @@ def test_bottleneck_experiment(tmp_path):
     assert inc["naive"]["output_shape"] == [28, 28, 416] and inc["reduced"]["output_shape"] == [28, 28, 256]
     assert math.isclose(results["inception3a"]["macs_ratio_naive_over_reduced"], 303_464_448 / 128_049_152)
     assert sorted(r["layer"] for r in inc["reduced"]["layers"]) == [
-        "inception3a_1x1_conv", "inception3a_3x3_conv", "inception3a_3x3_reduce_conv",
-        "inception3a_5x5_conv", "inception3a_5x5_reduce_conv", "inception3a_pool_proj_conv"]
+        "inception3a_1x1_conv",
+        "inception3a_3x3_conv",
+        "inception3a_3x3_reduce_conv",
+        "inception3a_5x5_conv",
+        "inception3a_5x5_reduce_conv",
+        "inception3a_pool_proj_conv",
+    ]
     assert all(len(d["seconds_per_batch"]) == 1 for d in {**res, **inc}.values())
     text = _read(tmp_path / "report.md")
     assert "| naive (Fig. 2a) | 416 | 387,296 | 303,464,448 |" in text
@@ -143,11 +148,31 @@ def test_cli(tmp_path, capsys):
     from keras_convnets.cli.main import main
 
     out = tmp_path / "bn"
-    assert main(["experiment", "bottleneck", "--quick", "--output-dir", str(out), "--set", "stage=conv5",
-                 "--set", "rounds=1", "--set", "batch_size=1", "--set", "warmup=0"]) == 0
+    assert (
+        main(
+            [
+                "experiment",
+                "bottleneck",
+                "--quick",
+                "--output-dir",
+                str(out),
+                "--set",
+                "stage=conv5",
+                "--set",
+                "rounds=1",
+                "--set",
+                "batch_size=1",
+                "--set",
+                "warmup=0",
+            ]
+        )
+        == 0
+    )
     assert "report written to" in capsys.readouterr().out
-    assert (f"- Command: `convnets experiment bottleneck --quick --output-dir {out} --set stage=conv5 --set rounds=1"
-            in _read(out / "report.md"))
+    assert (
+        f"- Command: `convnets experiment bottleneck --quick --output-dir {out} --set stage=conv5 --set rounds=1"
+        in _read(out / "report.md")
+    )
     assert main(["experiment", "lesion", "--quick", "--output-dir", str(tmp_path / "l"), "--set", "max_train=10"]) == 2
     assert "too few for this experiment's split" in capsys.readouterr().err
     with pytest.raises(SystemExit):

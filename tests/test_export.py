@@ -9,18 +9,16 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 import tensorflow as tf
+from export_helpers import CLASSES, colour_images, train
 
 import keras_convnets
 from keras_convnets import export
-from keras_convnets.data.preprocessing import Preprocessing
 from keras_convnets.cli.main import main
-
-from export_helpers import CLASSES, colour_images, train
+from keras_convnets.data.preprocessing import Preprocessing
 
 SIZE = 32
 SIGNATURE_LIST = {"serving_default": {"inputs": ["images"], "outputs": ["logits", "probabilities"]}}
@@ -82,9 +80,13 @@ def test_saved_model_signatures_names_and_parity(trained, saved_model_dir):
         np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
         np.testing.assert_allclose(tf.nn.softmax(out["logits"]).numpy(), expected, atol=1e-5)
     # the logits are the pre-activation of the softmax `predictions` layer
-    features = keras.Model(model.inputs, model.get_layer("avg_pool").output).predict(preprocessing(held_out[:4]), verbose=0)
+    features = keras.Model(model.inputs, model.get_layer("avg_pool").output).predict(
+        preprocessing(held_out[:4]), verbose=0
+    )
     dense = model.get_layer("predictions")
-    np.testing.assert_allclose(as_float["logits"].numpy(), features @ dense.kernel.numpy() + dense.bias.numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        as_float["logits"].numpy(), features @ dense.kernel.numpy() + dense.bias.numpy(), atol=1e-4
+    )
 
 
 def test_saved_model_of_a_linear_head_serves_softmax_probabilities(tmp_path):
@@ -138,7 +140,9 @@ def test_bad_arguments(trained, tmp_path):
     with pytest.raises(ValueError, match=r"`int8_io` must be one of"):
         export.export_tflite(model, tmp_path / "m.tflite", quantization="int8", int8_io="float16")
     with pytest.raises(ValueError, match=r"`representative_data` must hold images of the model's size \(32, 32, 3\)"):
-        export.export_tflite(model, tmp_path / "m.tflite", quantization="int8", representative_data=np.zeros((4, 8, 8, 3)))
+        export.export_tflite(
+            model, tmp_path / "m.tflite", quantization="int8", representative_data=np.zeros((4, 8, 8, 3))
+        )
     with pytest.raises(TypeError, match="`model` must be a keras.Model"):
         export.export_saved_model("resnet20", tmp_path / "m")
     assert os.listdir(tmp_path) == []
@@ -149,15 +153,25 @@ def test_bad_arguments(trained, tmp_path):
 
 @pytest.mark.parametrize(
     "quantization, int8_io, input_dtype",
-    [(None, "uint8", np.float32), ("float16", "uint8", np.float32), ("dynamic", "uint8", np.float32),
-     ("int8", "uint8", np.uint8), ("int8", "int8", np.int8)],
+    [
+        (None, "uint8", np.float32),
+        ("float16", "uint8", np.float32),
+        ("dynamic", "uint8", np.float32),
+        ("int8", "uint8", np.uint8),
+        ("int8", "int8", np.int8),
+    ],
 )
 def test_tflite_quantizations_meet_their_thresholds(trained, tmp_path, quantization, int8_io, input_dtype):
     model, preprocessing, held_out, labels, representative = trained
     path = tmp_path / "model.tflite"
     parity = export.export_tflite(
-        model, path, quantization=quantization, int8_io=int8_io, preprocessing=preprocessing,
-        representative_data=representative, parity_data=held_out,
+        model,
+        path,
+        quantization=quantization,
+        int8_io=int8_io,
+        preprocessing=preprocessing,
+        representative_data=representative,
+        parity_data=held_out,
     )
     threshold = {None: 1e-4, "float16": 1e-2}.get(quantization)
     assert parity.images == 50 and parity.passed
@@ -176,8 +190,9 @@ def test_tflite_quantizations_meet_their_thresholds(trained, tmp_path, quantizat
 def test_tflite_from_a_saved_model_directory(saved_model_dir, trained, tmp_path):
     _, _, held_out, labels, representative = trained
     path, _ = saved_model_dir
-    parity = export.export_tflite(path, tmp_path / "int8.tflite", quantization="int8",
-                                  representative_data=representative, int8_io=None)
+    parity = export.export_tflite(
+        path, tmp_path / "int8.tflite", quantization="int8", representative_data=representative, int8_io=None
+    )
     assert parity.images == 12  # the last quarter of the 48 representative images, not used to calibrate
     assert parity.top1_agreement >= 0.98
     tflite = export.TFLiteModel(tmp_path / "int8.tflite")
@@ -252,8 +267,20 @@ def image_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundle(run_dir, image_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("saved_models") / "resnet8_colours"
-    rc = main(["export", str(run_dir), "--format", "saved_model,tflite,keras", "--quantize", "float32,int8",
-               "--representative-dir", str(image_dir), "--output", str(out)])
+    rc = main(
+        [
+            "export",
+            str(run_dir),
+            "--format",
+            "saved_model,tflite,keras",
+            "--quantize",
+            "float32,int8",
+            "--representative-dir",
+            str(image_dir),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     return out
 
@@ -261,7 +288,12 @@ def bundle(run_dir, image_dir, tmp_path_factory):
 def test_cli_export_writes_the_layout_and_the_model_card(bundle, trained, capsys):
     model, preprocessing, held_out, *_ = trained
     assert sorted(os.listdir(bundle)) == [
-        "labels.txt", "model.keras", "model_card.json", "model_float32.tflite", "model_int8.tflite", "saved_model",
+        "labels.txt",
+        "model.keras",
+        "model_card.json",
+        "model_float32.tflite",
+        "model_int8.tflite",
+        "saved_model",
     ]
     assert leftovers(bundle.parent) == []
     card = json.loads((bundle / "model_card.json").read_text())
@@ -285,8 +317,9 @@ def test_cli_export_writes_the_layout_and_the_model_card(bundle, trained, capsys
     assert (bundle / "labels.txt").read_text().split() == list(CLASSES)
     # model.keras loads in safe mode and takes raw pixels, like the signatures
     reloaded = keras.saving.load_model(bundle / "model.keras", safe_mode=True)
-    np.testing.assert_allclose(reloaded.predict(held_out, verbose=0),
-                               keras_probabilities(model, preprocessing, held_out), atol=1e-5)
+    np.testing.assert_allclose(
+        reloaded.predict(held_out, verbose=0), keras_probabilities(model, preprocessing, held_out), atol=1e-5
+    )
 
 
 def test_cli_export_refuses_an_existing_destination(bundle, run_dir, capsys):
@@ -353,8 +386,9 @@ def test_killed_export_leaves_no_model_under_its_final_name(tmp_path):
     import sys
 
     target = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(target)], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         assert process.stdout.readline().strip() == "staged"
     finally:

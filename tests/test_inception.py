@@ -44,8 +44,11 @@ def test_googlenet_parameter_counts(variant, norm):
 
 
 def test_googlenet_batch_norm_count_is_lrn_count_plus_conv_widths():
-    convs = 64 + 64 + 192 + sum(
-        s.n1x1 + s.n3x3_reduce + s.n3x3 + s.n5x5_reduce + s.n5x5 + s.pool_proj for s in googlenet.INCEPTION_TABLE
+    convs = (
+        64
+        + 64
+        + 192
+        + sum(s.n1x1 + s.n3x3_reduce + s.n3x3 + s.n5x5_reduce + s.n5x5 + s.pool_proj for s in googlenet.INCEPTION_TABLE)
     )
     assert convs == 7_280
     assert GOOGLENET_COUNTS[("paper", "batch")][0] == GOOGLENET_COUNTS[("paper", "lrn")][0] + convs
@@ -53,8 +56,9 @@ def test_googlenet_batch_norm_count_is_lrn_count_plus_conv_widths():
 
 
 def test_googlenet_table_is_the_papers():
-    rows = {s.name: (s.n1x1, s.n3x3_reduce, s.n3x3, s.n5x5_reduce, s.n5x5, s.pool_proj)
-            for s in googlenet.INCEPTION_TABLE}
+    rows = {
+        s.name: (s.n1x1, s.n3x3_reduce, s.n3x3, s.n5x5_reduce, s.n5x5, s.pool_proj) for s in googlenet.INCEPTION_TABLE
+    }
     assert list(rows) == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]
     assert rows["4d"] == (112, 144, 288, 32, 64, 64)
     # Output depths of Table 1.
@@ -68,14 +72,34 @@ def test_googlenet_default_outputs_names_and_macs():
     assert model.name == "googlenet"
     assert sorted(model.output) == ["aux1", "aux2", "predictions"]
     assert {k: tuple(v.shape) for k, v in model.output.items()} == {
-        "predictions": (None, 1000), "aux1": (None, 1000), "aux2": (None, 1000)
+        "predictions": (None, 1000),
+        "aux1": (None, 1000),
+        "aux2": (None, 1000),
     }
-    sides = {name: model.get_layer(name).output.shape[1] for name in
-             ("conv1_7x7_relu", "pool1_pool", "pool2_pool", "pool3_pool", "pool4_pool", "inception5b_concat")}
-    assert sides == {"conv1_7x7_relu": 112, "pool1_pool": 56, "pool2_pool": 28, "pool3_pool": 14, "pool4_pool": 7,
-                     "inception5b_concat": 7}
-    for suffix in ("1x1_conv", "1x1_bn", "3x3_reduce_conv", "3x3_conv", "5x5_reduce_conv", "5x5_conv", "pool",
-                   "pool_proj_conv", "pool_proj_bn", "concat"):
+    sides = {
+        name: model.get_layer(name).output.shape[1]
+        for name in ("conv1_7x7_relu", "pool1_pool", "pool2_pool", "pool3_pool", "pool4_pool", "inception5b_concat")
+    }
+    assert sides == {
+        "conv1_7x7_relu": 112,
+        "pool1_pool": 56,
+        "pool2_pool": 28,
+        "pool3_pool": 14,
+        "pool4_pool": 7,
+        "inception5b_concat": 7,
+    }
+    for suffix in (
+        "1x1_conv",
+        "1x1_bn",
+        "3x3_reduce_conv",
+        "3x3_conv",
+        "5x5_reduce_conv",
+        "5x5_conv",
+        "pool",
+        "pool_proj_conv",
+        "pool_proj_bn",
+        "concat",
+    ):
         model.get_layer(f"inception4b_{suffix}")
     assert model.get_layer("inception3a_5x5_conv").kernel_size == (5, 5)
     assert model.get_layer("aux1_pool").output.shape[1:3] == (4, 4)
@@ -159,13 +183,27 @@ def test_inception_v3_counts_outputs_names_and_macs():
     assert model.get_layer("mixed6e_concat").output.shape[1:] == (17, 17, 768)
     assert model.get_layer("mixed7c_concat").output.shape[1:] == (8, 8, 2048)
     assert model.get_layer("aux1_conv1_conv").output.shape[1:] == (1, 1, 768)
-    for name in ("conv1a_3x3_conv", "conv4a_3x3_bn", "mixed5b_5x5_2_conv", "mixed5b_pool_pad", "mixed5b_pool_proj_bn",
-                 "mixed6a_3x3dbl_3_conv", "mixed6b_7x7dbl_5_conv", "mixed7a_7x7x3_4_conv", "mixed7b_3x3_2b_conv",
-                 "mixed7c_3x3dbl_concat", "aux1_conv0_bn", "predictions"):
+    for name in (
+        "conv1a_3x3_conv",
+        "conv4a_3x3_bn",
+        "mixed5b_5x5_2_conv",
+        "mixed5b_pool_pad",
+        "mixed5b_pool_proj_bn",
+        "mixed6a_3x3dbl_3_conv",
+        "mixed6b_7x7dbl_5_conv",
+        "mixed7a_7x7x3_4_conv",
+        "mixed7b_3x3_2b_conv",
+        "mixed7c_3x3dbl_concat",
+        "aux1_conv0_bn",
+        "predictions",
+    ):
         model.get_layer(name)
     assert model.get_layer("mixed6b_7x7_2_conv").kernel_size == (1, 7)
-    assert all(layer.center and layer.scale and layer.epsilon == 1e-3
-               for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(
+        layer.center and layer.scale and layer.epsilon == 1e-3
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
     report = keras_convnets.profile(model)
     assert report.macs == 5_718_899_296  # about 5.71 G at 299; the aux head adds 5.7 M
     assert {"mixed5b", "mixed7c", "aux1", "head"} <= {s.name for s in report.stages}
@@ -248,8 +286,9 @@ def test_lrn_round_trip_safe_mode(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert loaded.get_layer("norm").get_config()["alpha"] == 0.5
-    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_registered():
@@ -261,10 +300,21 @@ def test_registered():
 
 # ---- Parity with torchvision's GoogLeNet, written out in plain torch.nn (torchvision does not import here). ----
 
-TORCH_UNITS = {"conv1_7x7": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3", "aux1_1x1": "aux1.conv",
-               "aux2_1x1": "aux2.conv"}
-TORCH_BRANCHES = {"1x1": "branch1", "3x3_reduce": "branch2.0", "3x3": "branch2.1", "5x5_reduce": "branch3.0",
-                  "5x5": "branch3.1", "pool_proj": "branch4.1"}
+TORCH_UNITS = {
+    "conv1_7x7": "conv1",
+    "conv2_3x3_reduce": "conv2",
+    "conv2_3x3": "conv3",
+    "aux1_1x1": "aux1.conv",
+    "aux2_1x1": "aux2.conv",
+}
+TORCH_BRANCHES = {
+    "1x1": "branch1",
+    "3x3_reduce": "branch2.0",
+    "3x3": "branch2.1",
+    "5x5_reduce": "branch3.0",
+    "5x5": "branch3.1",
+    "pool_proj": "branch4.1",
+}
 
 
 def torch_unit(keras_unit: str) -> str:
@@ -292,12 +342,15 @@ def torch_googlenet(classes: int):
         def __init__(self, cin, spec):
             super().__init__()
             self.branch1 = BasicConv2d(cin, spec.n1x1, 1)
-            self.branch2 = nn.Sequential(BasicConv2d(cin, spec.n3x3_reduce, 1),
-                                         BasicConv2d(spec.n3x3_reduce, spec.n3x3, 3, padding=1))
-            self.branch3 = nn.Sequential(BasicConv2d(cin, spec.n5x5_reduce, 1),
-                                         BasicConv2d(spec.n5x5_reduce, spec.n5x5, 3, padding=1))
-            self.branch4 = nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
-                                         BasicConv2d(cin, spec.pool_proj, 1))
+            self.branch2 = nn.Sequential(
+                BasicConv2d(cin, spec.n3x3_reduce, 1), BasicConv2d(spec.n3x3_reduce, spec.n3x3, 3, padding=1)
+            )
+            self.branch3 = nn.Sequential(
+                BasicConv2d(cin, spec.n5x5_reduce, 1), BasicConv2d(spec.n5x5_reduce, spec.n5x5, 3, padding=1)
+            )
+            self.branch4 = nn.Sequential(
+                nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True), BasicConv2d(cin, spec.pool_proj, 1)
+            )
 
         def forward(self, x):
             return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -364,8 +417,9 @@ def test_googlenet_torchvision_variant_matches_torch(size):
     assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_batches" not in k) == (
         13_004_888 - 1000 * 1025 * 3 + 5 * 1025 * 3
     )
-    model = googlenet.GoogLeNet(variant="torchvision", classes=5, classifier_activation=None,
-                                input_shape=(size, size, 3))
+    model = googlenet.GoogLeNet(
+        variant="torchvision", classes=5, classifier_activation=None, input_shape=(size, size, 3)
+    )
     copied = set()
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -426,58 +480,127 @@ def torch_inception_v3(classes: int):
 
     class A(Block):
         def __init__(self, cin, pf):
-            super().__init__([("1x1", cin, 64, 1), ("5x5_1", cin, 48, 1), ("5x5_2", 48, 64, 5, 1, 2),
-                              ("3x3dbl_1", cin, 64, 1), ("3x3dbl_2", 64, 96, 3, 1, 1), ("3x3dbl_3", 96, 96, 3, 1, 1),
-                              ("_pool", cin, pf, 1)])
+            super().__init__(
+                [
+                    ("1x1", cin, 64, 1),
+                    ("5x5_1", cin, 48, 1),
+                    ("5x5_2", 48, 64, 5, 1, 2),
+                    ("3x3dbl_1", cin, 64, 1),
+                    ("3x3dbl_2", 64, 96, 3, 1, 1),
+                    ("3x3dbl_3", 96, 96, 3, 1, 1),
+                    ("_pool", cin, pf, 1),
+                ]
+            )
 
         def forward(self, x):
-            return torch.cat([self.run(x, "1x1"), self.run(x, "5x5_1", "5x5_2"),
-                              self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"), self.pool(x)], 1)
+            return torch.cat(
+                [
+                    self.run(x, "1x1"),
+                    self.run(x, "5x5_1", "5x5_2"),
+                    self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"),
+                    self.pool(x),
+                ],
+                1,
+            )
 
     class B(Block):
         def __init__(self, cin):
-            super().__init__([("3x3", cin, 384, 3, 2), ("3x3dbl_1", cin, 64, 1), ("3x3dbl_2", 64, 96, 3, 1, 1),
-                              ("3x3dbl_3", 96, 96, 3, 2)])
+            super().__init__(
+                [
+                    ("3x3", cin, 384, 3, 2),
+                    ("3x3dbl_1", cin, 64, 1),
+                    ("3x3dbl_2", 64, 96, 3, 1, 1),
+                    ("3x3dbl_3", 96, 96, 3, 2),
+                ]
+            )
 
         def forward(self, x):
-            return torch.cat([self.run(x, "3x3"), self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"),
-                              F.max_pool2d(x, 3, stride=2)], 1)
+            return torch.cat(
+                [self.run(x, "3x3"), self.run(x, "3x3dbl_1", "3x3dbl_2", "3x3dbl_3"), F.max_pool2d(x, 3, stride=2)], 1
+            )
 
     class C(Block):
         def __init__(self, cin, c7):
             h, v = ((1, 7), (0, 3)), ((7, 1), (3, 0))
-            super().__init__([("1x1", cin, 192, 1), ("7x7_1", cin, c7, 1), ("7x7_2", c7, c7, h[0], 1, h[1]),
-                              ("7x7_3", c7, 192, v[0], 1, v[1]), ("7x7dbl_1", cin, c7, 1),
-                              ("7x7dbl_2", c7, c7, v[0], 1, v[1]), ("7x7dbl_3", c7, c7, h[0], 1, h[1]),
-                              ("7x7dbl_4", c7, c7, v[0], 1, v[1]), ("7x7dbl_5", c7, 192, h[0], 1, h[1]),
-                              ("_pool", cin, 192, 1)])
+            super().__init__(
+                [
+                    ("1x1", cin, 192, 1),
+                    ("7x7_1", cin, c7, 1),
+                    ("7x7_2", c7, c7, h[0], 1, h[1]),
+                    ("7x7_3", c7, 192, v[0], 1, v[1]),
+                    ("7x7dbl_1", cin, c7, 1),
+                    ("7x7dbl_2", c7, c7, v[0], 1, v[1]),
+                    ("7x7dbl_3", c7, c7, h[0], 1, h[1]),
+                    ("7x7dbl_4", c7, c7, v[0], 1, v[1]),
+                    ("7x7dbl_5", c7, 192, h[0], 1, h[1]),
+                    ("_pool", cin, 192, 1),
+                ]
+            )
 
         def forward(self, x):
-            return torch.cat([self.run(x, "1x1"), self.run(x, "7x7_1", "7x7_2", "7x7_3"),
-                              self.run(x, *(f"7x7dbl_{i}" for i in range(1, 6))), self.pool(x)], 1)
+            return torch.cat(
+                [
+                    self.run(x, "1x1"),
+                    self.run(x, "7x7_1", "7x7_2", "7x7_3"),
+                    self.run(x, *(f"7x7dbl_{i}" for i in range(1, 6))),
+                    self.pool(x),
+                ],
+                1,
+            )
 
     class D(Block):
         def __init__(self, cin):
-            super().__init__([("3x3_1", cin, 192, 1), ("3x3_2", 192, 320, 3, 2), ("7x7x3_1", cin, 192, 1),
-                              ("7x7x3_2", 192, 192, (1, 7), 1, (0, 3)), ("7x7x3_3", 192, 192, (7, 1), 1, (3, 0)),
-                              ("7x7x3_4", 192, 192, 3, 2)])
+            super().__init__(
+                [
+                    ("3x3_1", cin, 192, 1),
+                    ("3x3_2", 192, 320, 3, 2),
+                    ("7x7x3_1", cin, 192, 1),
+                    ("7x7x3_2", 192, 192, (1, 7), 1, (0, 3)),
+                    ("7x7x3_3", 192, 192, (7, 1), 1, (3, 0)),
+                    ("7x7x3_4", 192, 192, 3, 2),
+                ]
+            )
 
         def forward(self, x):
-            return torch.cat([self.run(x, "3x3_1", "3x3_2"), self.run(x, *(f"7x7x3_{i}" for i in range(1, 5))),
-                              F.max_pool2d(x, 3, stride=2)], 1)
+            return torch.cat(
+                [
+                    self.run(x, "3x3_1", "3x3_2"),
+                    self.run(x, *(f"7x7x3_{i}" for i in range(1, 5))),
+                    F.max_pool2d(x, 3, stride=2),
+                ],
+                1,
+            )
 
     class E(Block):
         def __init__(self, cin):
-            super().__init__([("1x1", cin, 320, 1), ("3x3_1", cin, 384, 1), ("3x3_2a", 384, 384, (1, 3), 1, (0, 1)),
-                              ("3x3_2b", 384, 384, (3, 1), 1, (1, 0)), ("3x3dbl_1", cin, 448, 1),
-                              ("3x3dbl_2", 448, 384, 3, 1, 1), ("3x3dbl_3a", 384, 384, (1, 3), 1, (0, 1)),
-                              ("3x3dbl_3b", 384, 384, (3, 1), 1, (1, 0)), ("_pool", cin, 192, 1)])
+            super().__init__(
+                [
+                    ("1x1", cin, 320, 1),
+                    ("3x3_1", cin, 384, 1),
+                    ("3x3_2a", 384, 384, (1, 3), 1, (0, 1)),
+                    ("3x3_2b", 384, 384, (3, 1), 1, (1, 0)),
+                    ("3x3dbl_1", cin, 448, 1),
+                    ("3x3dbl_2", 448, 384, 3, 1, 1),
+                    ("3x3dbl_3a", 384, 384, (1, 3), 1, (0, 1)),
+                    ("3x3dbl_3b", 384, 384, (3, 1), 1, (1, 0)),
+                    ("_pool", cin, 192, 1),
+                ]
+            )
 
         def forward(self, x):
             b3 = self.run(x, "3x3_1")
             bd = self.run(x, "3x3dbl_1", "3x3dbl_2")
-            return torch.cat([self.run(x, "1x1"), self.run(b3, "3x3_2a"), self.run(b3, "3x3_2b"),
-                              self.run(bd, "3x3dbl_3a"), self.run(bd, "3x3dbl_3b"), self.pool(x)], 1)
+            return torch.cat(
+                [
+                    self.run(x, "1x1"),
+                    self.run(b3, "3x3_2a"),
+                    self.run(b3, "3x3_2b"),
+                    self.run(bd, "3x3dbl_3a"),
+                    self.run(bd, "3x3dbl_3b"),
+                    self.pool(x),
+                ],
+                1,
+            )
 
     class Aux(nn.Module):
         def __init__(self):

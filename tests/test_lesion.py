@@ -20,12 +20,14 @@ def _randomize_bn(model, seed=1):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
-                rng.normal(0, 0.2, beta.shape).astype("float32"),
-                rng.normal(0, 0.2, mean.shape).astype("float32"),
-                rng.uniform(0.5, 2.0, var.shape).astype("float32"),
-            ])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.2, beta.shape).astype("float32"),
+                    rng.normal(0, 0.2, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
+                ]
+            )
     return model
 
 
@@ -60,8 +62,12 @@ def test_list_blocks(resnet8, plain14):
         Block("conv4_block1", True, "pad", True),
     ]
     assert [(b.name, b.removable) for b in list_blocks(plain14)] == [
-        ("conv2_block1", True), ("conv2_block2", True), ("conv3_block1", False),
-        ("conv3_block2", True), ("conv4_block1", False), ("conv4_block2", True),
+        ("conv2_block1", True),
+        ("conv2_block2", True),
+        ("conv3_block1", False),
+        ("conv3_block2", True),
+        ("conv4_block1", False),
+        ("conv4_block2", True),
     ]
     projection = keras_convnets.ResNet18(input_shape=(64, 64, 3), classes=2)
     assert [b.shortcut for b in list_blocks(projection)] == ["identity", "identity"] + ["projection", "identity"] * 3
@@ -167,8 +173,10 @@ def test_bad_input(resnet8, plain14):
     listed = r"conv2_block1, conv3_block1, conv4_block1\. Received: blocks=\['conv9_block1'\]"
     with pytest.raises(ValueError, match=listed):
         keras_convnets.lesion(resnet8, ["conv9_block1"])
-    with pytest.raises(ValueError, match="changes the shape.*Blocks that can be deleted: conv2_block1, conv2_block2, "
-                                         "conv3_block2, conv4_block2"):
+    with pytest.raises(
+        ValueError,
+        match="changes the shape.*Blocks that can be deleted: conv2_block1, conv2_block2, conv3_block2, conv4_block2",
+    ):
         keras_convnets.lesion(plain14, ["conv3_block1"])
     with pytest.raises(ValueError, match="must be a ResNet or plain net.*Received: model='vgg11'"):
         keras_convnets.lesion(keras_convnets.VGG11(input_shape=(32, 32, 3), classes=2), [])

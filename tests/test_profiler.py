@@ -8,8 +8,8 @@ import pytest
 import keras_convnets
 from keras_convnets.analysis import model_table
 from keras_convnets.analysis.profiler import layer_macs
-from tests.conftest import default_profile
 from keras_convnets.cli import main as cli
+from tests.conftest import default_profile
 
 README = "README.md"
 
@@ -89,8 +89,12 @@ def test_cli_profile_and_models(capsys):
     assert cli.main(["profile", "resnet20"]) == 0
     out = capsys.readouterr().out
     assert "resnet20: input (32, 32, 3), 269,722 trainable parameters" in out and "40,551,040" in out
-    assert cli.main(["profile", "resnet50", "--input-size", "64", "--classes", "10",
-                     "--option", "stride_in=3x3", "--layers"]) == 0
+    assert (
+        cli.main(
+            ["profile", "resnet50", "--input-size", "64", "--classes", "10", "--option", "stride_in=3x3", "--layers"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "conv5_block3_3_conv" in out and "23,528,522" in out
     assert cli.main(["models", "plainnet*"]) == 0

@@ -120,8 +120,10 @@ def test_output_shapes_with_and_without_top(name):
     model = keras_convnets.get_model(name, **kwargs)
     assert model.output_shape == (None, 7)
     assert model.get_layer("predictions").activation.__name__ == "softmax"
-    final_channels = 512 if name.startswith("vgg") else (
-        2048 if name in ("resnet50", "resnet101", "resnet152") else (512 if side == 32 else 64)
+    final_channels = (
+        512
+        if name.startswith("vgg")
+        else (2048 if name in ("resnet50", "resnet101", "resnet152") else (512 if side == 32 else 64))
     )
     features = keras_convnets.get_model(name, include_top=False, input_shape=(side, side, 3))
     stride = 32 if side == 32 else 4
@@ -157,8 +159,12 @@ def test_layer_names_follow_keras_applications(name):
 
 @pytest.mark.parametrize(
     "name",
-    [n if n in ("resnet20", "resnet50", "plainnet20", "vgg11", "resnet18") else pytest.param(n, marks=pytest.mark.slow)
-     for n in LIGHT],
+    [
+        n
+        if n in ("resnet20", "resnet50", "plainnet20", "vgg11", "resnet18")
+        else pytest.param(n, marks=pytest.mark.slow)
+        for n in LIGHT
+    ],
 )
 def test_keras_round_trip_in_safe_mode(name, tmp_path):
     model = keras_convnets.get_model(name, **small_kwargs(name))
@@ -197,7 +203,9 @@ def test_shortcut_options_change_only_the_shortcuts():
     # B: projections at the two downsampling blocks; C: a projection on each of the 9 blocks.
     assert trainable(b) - trainable(a) == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
     assert len([l for l in c.layers if l.name.endswith("_0_conv")]) == 9
-    assert trainable(c) - trainable(a) == 3 * (16 * 16 + 32) + (16 * 32 + 64) + 2 * (32 * 32 + 64) + (32 * 64 + 128) + 2 * (64 * 64 + 128)
+    assert trainable(c) - trainable(a) == 3 * (16 * 16 + 32) + (16 * 32 + 64) + 2 * (32 * 32 + 64) + (
+        32 * 64 + 128
+    ) + 2 * (64 * 64 + 128)
     r50a = keras_convnets.ResNet50(shortcut="A", input_shape=(32, 32, 3))
     assert trainable(r50a) == 22_780_456
     assert r50a.get_layer("conv2_block1_0_pad").filters == 256
@@ -259,20 +267,40 @@ BAD_INPUTS = [
     (lambda: keras_convnets.CifarResNet(2), ValueError, r"Received: depth=2"),
     (lambda: keras_convnets.CifarResNet(20.0), TypeError, r"Received: depth=20.0"),
     (lambda: keras_convnets.ResNet(42), ValueError, r"18, 34, 50, 101, 152. Received: depth=42"),
-    (lambda: keras_convnets.ResNet50(input_shape=(16, 16, 3)), ValueError, r"at least 32x32. Received: input_shape=\(16, 16, 3\)"),
+    (
+        lambda: keras_convnets.ResNet50(input_shape=(16, 16, 3)),
+        ValueError,
+        r"at least 32x32. Received: input_shape=\(16, 16, 3\)",
+    ),
     (lambda: keras_convnets.VGG16(input_shape=(None, None, 3)), ValueError, r"needs a defined spatial size"),
     (lambda: keras_convnets.ResNet20(classes=0), ValueError, r"at least 1. Received: classes=0"),
-    (lambda: keras_convnets.ResNet20(pooling="mean"), ValueError, r"`pooling` must be one of None, 'avg', 'max'. Received: pooling='mean'"),
-    (lambda: keras_convnets.ResNet20(shortcut="D"), ValueError, r"`shortcut` must be one of 'A', 'B', 'C'. Received: shortcut='D'"),
+    (
+        lambda: keras_convnets.ResNet20(pooling="mean"),
+        ValueError,
+        r"`pooling` must be one of None, 'avg', 'max'. Received: pooling='mean'",
+    ),
+    (
+        lambda: keras_convnets.ResNet20(shortcut="D"),
+        ValueError,
+        r"`shortcut` must be one of 'A', 'B', 'C'. Received: shortcut='D'",
+    ),
     (lambda: keras_convnets.ResNet50(stride_in="2x2"), ValueError, r"Received: stride_in='2x2'"),
-    (lambda: keras_convnets.ResNet50(bottleneck_width=(64, 0, 256, 512)), ValueError, r"4 positive integers.*Received: bottleneck_width=\(64, 0, 256, 512\)"),
+    (
+        lambda: keras_convnets.ResNet50(bottleneck_width=(64, 0, 256, 512)),
+        ValueError,
+        r"4 positive integers.*Received: bottleneck_width=\(64, 0, 256, 512\)",
+    ),
     (lambda: keras_convnets.ResNet50(bottleneck_width=(64, 128)), ValueError, r"4 positive integers"),
     (lambda: keras_convnets.ResNet50(bottleneck_width=-0.5), ValueError, r"Received: bottleneck_width=-0.5"),
     (lambda: keras_convnets.ResNet50(bottleneck_width=64), ValueError, r"ratio in \(0, 1\] or a tuple"),
     (lambda: keras_convnets.ResNet18(bottleneck_width=0.25), ValueError, r"only to bottleneck ResNets"),
     (lambda: keras_convnets.ResNet20(weights=42), TypeError, r"Received: weights=42"),
     (lambda: keras_convnets.ResNet20(include_top="yes"), TypeError, r"Received: include_top='yes'"),
-    (lambda: keras_convnets.ResNet20(classifier_activation="nope"), ValueError, r"Received: classifier_activation='nope'"),
+    (
+        lambda: keras_convnets.ResNet20(classifier_activation="nope"),
+        ValueError,
+        r"Received: classifier_activation='nope'",
+    ),
     (lambda: keras_convnets.ResNet20(input_shape=(32, 32)), ValueError, r"3 dimensions"),
     (lambda: keras_convnets.PlainNet20(shortcut="B"), TypeError, r"no shortcuts"),
     (lambda: keras_convnets.VGG(15), ValueError, r"11, 13, 16, 19. Received: depth=15"),
@@ -284,7 +312,9 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("build, error, message", BAD_INPUTS)
 def test_bad_input_is_refused_before_building(build, error, message, monkeypatch):
     built = []
-    monkeypatch.setattr(keras.layers.Conv2D, "__init__", lambda *a, **k: built.append(1) or (_ for _ in ()).throw(RuntimeError))
+    monkeypatch.setattr(
+        keras.layers.Conv2D, "__init__", lambda *a, **k: built.append(1) or (_ for _ in ()).throw(RuntimeError)
+    )
     with pytest.raises(error, match=message):
         build()
     assert not built

@@ -39,8 +39,9 @@ def test_resnet110_warms_up_at_001_for_400_iterations():
     assert lr(schedule, 399) == pytest.approx(0.01)
     assert lr(schedule, 400) == pytest.approx(0.1)
     assert lr(schedule, 32_000) == pytest.approx(0.01)
-    no_warmup = recipes.learning_rate_schedule(recipes.RECIPES["cifar"], batch_size=128, steps_per_epoch=500, epochs=128,
-                                               model_name="resnet56")
+    no_warmup = recipes.learning_rate_schedule(
+        recipes.RECIPES["cifar"], batch_size=128, steps_per_epoch=500, epochs=128, model_name="resnet56"
+    )
     assert lr(no_warmup, 0) == pytest.approx(0.1)
 
 
@@ -60,7 +61,9 @@ def test_short_runs_keep_the_boundaries_at_the_same_fractions():
 
 
 def test_googlenet_decreases_4_percent_every_8_epochs():
-    schedule = recipes.learning_rate_schedule(recipes.RECIPES["googlenet"], batch_size=32, steps_per_epoch=100, epochs=60)
+    schedule = recipes.learning_rate_schedule(
+        recipes.RECIPES["googlenet"], batch_size=32, steps_per_epoch=100, epochs=60
+    )
     assert lr(schedule, 0) == pytest.approx(0.01)
     assert lr(schedule, 799) == pytest.approx(0.01)
     assert lr(schedule, 800) == pytest.approx(0.0096)
@@ -83,8 +86,12 @@ def test_inception_v3_decays_by_094_every_2_epochs():
 
 def test_imagenet_recipe_is_a_constant_rate_divided_on_plateaus():
     recipe = recipes.RECIPES["imagenet"]
-    assert recipes.learning_rate_schedule(recipe, batch_size=256, steps_per_epoch=5000, epochs=120) == pytest.approx(0.1)
-    assert recipes.learning_rate_schedule(recipe, batch_size=512, steps_per_epoch=2500, epochs=120) == pytest.approx(0.2)
+    assert recipes.learning_rate_schedule(recipe, batch_size=256, steps_per_epoch=5000, epochs=120) == pytest.approx(
+        0.1
+    )
+    assert recipes.learning_rate_schedule(recipe, batch_size=512, steps_per_epoch=2500, epochs=120) == pytest.approx(
+        0.2
+    )
     optimizer = recipes.make_optimizer(recipe, 0.1)
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9 and optimizer.weight_decay == 1e-4
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 import keras_convnets
 from keras_convnets import trainer
-from keras_convnets.trainer import distribute
 from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.trainer import distribute
 from tests.conftest import tiny_digits as tiny
 
 pytestmark = pytest.mark.xdist_group("train")  # one worker builds the shared finished run
@@ -60,8 +60,17 @@ def test_the_loss_falls(finished_run):
 def test_the_run_directory_is_complete(finished_run):
     result, root, _ = finished_run
     run = root / "run"
-    assert {"model.keras", "preprocessing.json", "labels.txt", "metrics.json", "history.csv", "checkpoints", "logs",
-            "curves.png", "run.json"} <= set(os.listdir(run))
+    assert {
+        "model.keras",
+        "preprocessing.json",
+        "labels.txt",
+        "metrics.json",
+        "history.csv",
+        "checkpoints",
+        "logs",
+        "curves.png",
+        "run.json",
+    } <= set(os.listdir(run))
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == "resnet8" and metrics["dataset"] == "tiny" and metrics["epochs"] == 3
     assert metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
@@ -96,8 +105,17 @@ def test_the_export(finished_run):
 def test_rerunning_a_finished_run_trains_nothing_more(finished_run):
     result, root, _ = finished_run
     lines = []
-    again = trainer.train(resnet8, tiny(), epochs=3, batch_size=16, recipe="cifar", mixed_precision="float32",
-                          output_dir=str(root / "run"), seed=1, print_fn=lines.append)
+    again = trainer.train(
+        resnet8,
+        tiny(),
+        epochs=3,
+        batch_size=16,
+        recipe="cifar",
+        mixed_precision="float32",
+        output_dir=str(root / "run"),
+        seed=1,
+        print_fn=lines.append,
+    )
     assert any(line.startswith("Resuming from") for line in lines)
     assert not [line for line in lines if line.startswith("epoch ")]
     assert again.metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
@@ -127,8 +145,16 @@ def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
 
 
 def test_label_smoothing_and_rmsprop_recipe_trains_without_files():
-    result = trainer.train(resnet8, tiny(n_train=32), epochs=1, batch_size=16, recipe="inception_v3", image_size=16,
-                           mixed_precision="float32", print_fn=None)
+    result = trainer.train(
+        resnet8,
+        tiny(n_train=32),
+        epochs=1,
+        batch_size=16,
+        recipe="inception_v3",
+        image_size=16,
+        mixed_precision="float32",
+        print_fn=None,
+    )
     assert result.output_dir is None and result.preprocessing.mode == "inception"
     assert isinstance(result.model.optimizer, keras.optimizers.RMSprop)
     assert result.model.loss.label_smoothing == 0.1
@@ -192,14 +218,24 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("googlenet" not in keras_convnets.list_models(), reason="keras_convnets.models.googlenet is not registered")
+@pytest.mark.skipif(
+    "googlenet" not in keras_convnets.list_models(), reason="keras_convnets.models.googlenet is not registered"
+)
 def test_googlenet_trains_with_its_aux_heads():
     def small_googlenet(**kwargs):  # the aux heads need at least 79x79 pixels; thin modules keep it quick
         return keras_convnets.get_model("googlenet", aux_logits=True, reduction_scale=0.25, **kwargs)
 
-    result = trainer.train(small_googlenet, tiny(n_train=8, n_test=4, size=16), epochs=1, batch_size=4,
-                           steps_per_epoch=1, recipe="googlenet", image_size=80, mixed_precision="float32",
-                           print_fn=None)
+    result = trainer.train(
+        small_googlenet,
+        tiny(n_train=8, n_test=4, size=16),
+        epochs=1,
+        batch_size=4,
+        steps_per_epoch=1,
+        recipe="googlenet",
+        image_size=80,
+        mixed_precision="float32",
+        print_fn=None,
+    )
     assert {"predictions", "aux1", "aux2"} <= set(result.model.output_names)
     assert result.model.aux_loss_weight == 0.3
     assert np.isfinite(result.history[0]["loss"]) and 0 <= result.metrics["test_accuracy"] <= 1
@@ -210,8 +246,17 @@ def test_cli_resume_reads_the_run_configuration(tmp_path, capsys):
     from keras_convnets.cli.main import main
 
     run, export = str(tmp_path / "run"), str(tmp_path / "export")
-    first = trainer.train("resnet32", "digits", epochs=1, steps_per_epoch=2, batch_size=8, seed=3, output_dir=run,
-                          mixed_precision="float32", print_fn=None).metrics
+    first = trainer.train(
+        "resnet32",
+        "digits",
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=8,
+        seed=3,
+        output_dir=run,
+        mixed_precision="float32",
+        print_fn=None,
+    ).metrics
     common = ["--export-dir", export, "--mixed-precision", "float32"]
     assert main(["train", "--resume", run, *common]) == 0  # model, epochs, batch, seed ... come from run.json
     out = capsys.readouterr().out

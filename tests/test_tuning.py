@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import tuning
+from keras_convnets.data import ImageData
 from keras_convnets.models import googlenet, resnet
 from keras_convnets.trainer import recipes
-from keras_convnets.data import ImageData
 
 # A bottleneck ResNet small enough to train in a test: CIFAR stem, one block per stage, paper widths 16/32/64.
 TINY = resnet.ResNetSpec("bottleneck", (1, 1, 1), (16, 32, 64), "cifar", 32, 10)
@@ -34,7 +34,7 @@ def quadrants(n_train: int = 64, n_test: int = 32, seed: int = 0) -> ImageData:
         half = SIZE // 2
         for image, label in zip(images, labels):
             row, col = divmod(int(label), 2)
-            image[row * half:(row + 1) * half, col * half:(col + 1) * half] += 180
+            image[row * half : (row + 1) * half, col * half : (col + 1) * half] += 180
         return images, labels
 
     (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
@@ -134,9 +134,14 @@ def test_chosen_widths_are_the_built_widths():
     # outputs keep the paper's expansion: 4 x 16, 4 x 32, 4 x 64
     assert [model.get_layer(f"conv{s}_block1_3_conv").filters for s in (2, 3, 4)] == [64, 128, 256]
 
-    inception = tuning.InceptionHyperModel(input_shape=(32, 32, 3), classes=3, granularity="module",
-                                           branches=["5x5_reduce", "pool_proj"], scales=[0.5, 1],
-                                           model_options={"variant": "torchvision", "aux_logits": False})
+    inception = tuning.InceptionHyperModel(
+        input_shape=(32, 32, 3),
+        classes=3,
+        granularity="module",
+        branches=["5x5_reduce", "pool_proj"],
+        scales=[0.5, 1],
+        model_options={"variant": "torchvision", "aux_logits": False},
+    )
     hp = inception.space()
     assert hp.space[0].name == "inception3a_5x5_reduce" and hp.space[0].values == [8, 16]
     hp.values["inception3a_5x5_reduce"] = 8
@@ -166,12 +171,14 @@ def test_shortcut_option_is_searched_on_request():
 
 def test_budget_rejects_an_over_budget_trial_without_training_it(tmp_path, fit_log):
     hypermodel = tiny_resnet(widths={"conv2": [4, 16], "conv3": 8, "conv4": 16})
-    narrow, wide = (tiny_resnet(widths={"conv2": w, "conv3": 8, "conv4": 16}).cost(keras_tuner.HyperParameters())
-                    for w in (4, 16))
+    narrow, wide = (
+        tiny_resnet(widths={"conv2": w, "conv3": 8, "conv4": 16}).cost(keras_tuner.HyperParameters()) for w in (4, 16)
+    )
     assert narrow.params < wide.params
     hypermodel.max_params = (narrow.params + wide.params) / 2
-    result = tuning.search(hypermodel, quadrants(), directory=tmp_path / "s", tuner="bayesian", max_trials=2,
-                           print_fn=None)
+    result = tuning.search(
+        hypermodel, quadrants(), directory=tmp_path / "s", tuner="bayesian", max_trials=2, print_fn=None
+    )
     rows = {row["values"]["conv2_width"]: row for row in result.rows}
     assert rows[4]["status"] == "COMPLETED" and rows[4]["score"] is not None
     assert rows[16]["status"] == "FAILED" and rows[16]["score"] is None
@@ -222,8 +229,7 @@ def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
         tuning.search(tiny_resnet(), data, directory=directory, max_trials=3, epochs=2, resume=False, print_fn=None)
     with pytest.raises(ValueError, match="another configuration"):
         tuning.search(tiny_resnet(), data, directory=directory, max_trials=3, epochs=1, resume=True, print_fn=None)
-    result = tuning.search(tiny_resnet(), data, directory=directory, max_trials=3, epochs=2, resume=True,
-                           print_fn=None)
+    result = tuning.search(tiny_resnet(), data, directory=directory, max_trials=3, epochs=2, resume=True, print_fn=None)
     assert len(fit_log) == 3  # two trials, then one more
     assert [row["trial_id"] for row in result.rows][:2] == [row["trial_id"] for row in first.rows]
     assert len(result.rows) == 3 and all(row["status"] == "COMPLETED" for row in result.rows)
@@ -232,8 +238,12 @@ def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
     # the search learned the task (4 classes: chance is 0.25)
     assert max(row["score"] for row in result.rows) >= 0.75
     for row in result.rows:
-        assert row["macs"] == tiny_resnet(widths={f"conv{s}": row["values"][f"conv{s}_width"] for s in (2, 3, 4)}).cost(
-            keras_tuner.HyperParameters()).macs
+        assert (
+            row["macs"]
+            == tiny_resnet(widths={f"conv{s}": row["values"][f"conv{s}_width"] for s in (2, 3, 4)})
+            .cost(keras_tuner.HyperParameters())
+            .macs
+        )
     assert "conv2_width" in result.table and "val_accuracy" in result.table
     with open(directory / "pareto.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -254,7 +264,10 @@ def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # keras-tuner's reload of the best
 def test_aux_objective_is_the_main_head_accuracy(tmp_path):
     hypermodel = tuning.InceptionHyperModel(
-        input_shape=(32, 32, 3), classes=CLASSES, scales=[0.25, 0.5], recipe="cifar",
+        input_shape=(32, 32, 3),
+        classes=CLASSES,
+        scales=[0.25, 0.5],
+        recipe="cifar",
         model_options={"variant": "torchvision", "norm": "batch"},
     )
     data = quadrants(n_train=48, n_test=32, seed=1)
@@ -263,8 +276,9 @@ def test_aux_objective_is_the_main_head_accuracy(tmp_path):
     y_val = next(iter(data.test.batch(32)))[1].numpy()
     x = np.asarray(tf.image.resize(tf.cast(x, "float32"), (32, 32))) / 255.0
     x_val = x_val / 255.0
-    tuner = keras_tuner.Hyperband(hypermodel, objective=tuning.OBJECTIVE, max_epochs=1, directory=tmp_path,
-                                  project_name="aux", seed=0)  # a stock keras-tuner tuner
+    tuner = keras_tuner.Hyperband(
+        hypermodel, objective=tuning.OBJECTIVE, max_epochs=1, directory=tmp_path, project_name="aux", seed=0
+    )  # a stock keras-tuner tuner
     tuner.search(x, y, validation_data=(x_val, y_val), batch_size=16, verbose=0)
     trial = tuner.oracle.get_best_trials(1)[0]
     model = tuner.get_best_models(1)[0]
@@ -287,8 +301,11 @@ def test_pareto_front():
 
 def test_make_tuner_builds_the_stock_tuners(tmp_path):
     hypermodel = tiny_resnet()
-    kinds = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization,
-             "hyperband": keras_tuner.Hyperband}
+    kinds = {
+        "random": keras_tuner.RandomSearch,
+        "bayesian": keras_tuner.BayesianOptimization,
+        "hyperband": keras_tuner.Hyperband,
+    }
     for name, kind in kinds.items():
         made = tuning.make_tuner(name, hypermodel, directory=str(tmp_path), project_name=name, max_trials=4)
         assert isinstance(made, kind)
@@ -308,8 +325,11 @@ def test_make_tuner_builds_the_stock_tuners(tmp_path):
         (lambda: tuning.ResNetHyperModel(18), r"`depth` must name a bottleneck ResNet"),
         (lambda: tuning.InceptionHyperModel(granularity="block"), r"`granularity` must be one of 'stage', 'module'"),
         (lambda: tuning.InceptionHyperModel(branches=["1x1"]), r"`branches` must be one of"),
-        (lambda: tuning.make_tuner("grid", tiny_resnet(), directory="unused"), r"`tuner` must be one of 'random', "
-                                                                                  r"'bayesian', 'hyperband'. Received: tuner='grid'"),
+        (
+            lambda: tuning.make_tuner("grid", tiny_resnet(), directory="unused"),
+            r"`tuner` must be one of 'random', "
+            r"'bayesian', 'hyperband'. Received: tuner='grid'",
+        ),
         (lambda: tuning.hypermodel_for("resnet20"), r"`model` must be a net with bottlenecks"),
     ],
 )
@@ -347,8 +367,25 @@ def test_cli_search_then_resume(tmp_path, capsys):
     from keras_convnets.cli.main import main
 
     out = tmp_path / "cli"
-    command = ["tune", "--model", "resnet50", "--dataset", "digits", "--image-size", "32", "--max-trials", "1",
-               "--epochs", "1", "--steps-per-epoch", "2", "--scales", "0.25,0.5", "--output-dir", str(out)]
+    command = [
+        "tune",
+        "--model",
+        "resnet50",
+        "--dataset",
+        "digits",
+        "--image-size",
+        "32",
+        "--max-trials",
+        "1",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--scales",
+        "0.25,0.5",
+        "--output-dir",
+        str(out),
+    ]
     assert main(command) == 0
     printed = capsys.readouterr().out
     assert "conv5_width" in printed and "MACs" in printed and "val_accuracy" in printed

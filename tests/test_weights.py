@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import keras_convnets
-from keras_convnets.models import imagenet
 from keras_convnets import weights as pretrained
+from keras_convnets.models import imagenet
 
 TOLERANCE = 1e-4
 SIZE = 64
@@ -39,7 +39,7 @@ def _randomize_keras(model: keras.Model, seed: int = 0) -> keras.Model:
     return model
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keras_reference(include_top: bool) -> keras.Model:
     """keras.applications ResNet50 with random weights and statistics (logits, no softmax)."""
     model = keras.applications.ResNet50(
@@ -86,7 +86,8 @@ def test_keras_applications_live_model_and_files_give_the_same_outputs(tmp_path)
         ours.get_layer("conv2_block1_0_bn").moving_mean.numpy(),
         reference.get_layer("conv2_block1_0_bn").moving_mean.numpy()
         - reference.get_layer("conv2_block1_0_conv").bias.numpy(),
-        rtol=0, atol=1e-7,
+        rtol=0,
+        atol=1e-7,
     )
 
     legacy = _save_legacy_h5(reference, tmp_path / "resnet50.h5")
@@ -98,7 +99,10 @@ def test_keras_applications_live_model_and_files_give_the_same_outputs(tmp_path)
     # A Keras 3 `.weights.h5`, loaded into a net with another batch-norm epsilon (folded into the variance).
     reference.save_weights(tmp_path / "resnet50.weights.h5")
     ours = pretrained.from_keras_applications(
-        tmp_path / "resnet50.weights.h5", "ResNet-50", input_shape=(SIZE, SIZE, 3), classifier_activation=None,
+        tmp_path / "resnet50.weights.h5",
+        "ResNet-50",
+        input_shape=(SIZE, SIZE, 3),
+        classifier_activation=None,
         bn_epsilon=1e-5,
     )
     assert ours.get_layer("conv1_bn").epsilon == 1e-5
@@ -123,7 +127,8 @@ def test_weights_imagenet_loads_the_no_top_file_through_get_file(tmp_path, monke
     monkeypatch.setattr(pretrained._impl, "KERAS_APPLICATIONS_FILES", table)
     monkeypatch.setenv(pretrained.BASE_URL_ENVIRONMENT_VARIABLE, mirror.as_uri())
     monkeypatch.setattr(
-        pretrained._impl, "keras_applications_file",
+        pretrained._impl,
+        "keras_applications_file",
         functools.partial(pretrained.keras_applications_file, cache_dir=str(tmp_path / "cache")),
     )
 
@@ -155,12 +160,15 @@ def test_corrupted_download_fails_the_hash_check(tmp_path, monkeypatch):
     mirror.mkdir()
     name = pretrained.KERAS_APPLICATIONS_FILES[("resnet50", False)].file_name
     (mirror / name).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    with pytest.raises(ValueError, match="truncated or corrupted: its md5 hash is not 4d473c1dd8becc155b73f8504c6f6626"):
+    with pytest.raises(
+        ValueError, match="truncated or corrupted: its md5 hash is not 4d473c1dd8becc155b73f8504c6f6626"
+    ):
         pretrained.keras_applications_file("resnet50", False, base_url=mirror.as_uri(), cache_dir=str(tmp_path))
     # Through `weights="imagenet"` the same check runs, and no model is returned.
     monkeypatch.setenv(pretrained.BASE_URL_ENVIRONMENT_VARIABLE, mirror.as_uri())
     monkeypatch.setattr(
-        pretrained._impl, "keras_applications_file",
+        pretrained._impl,
+        "keras_applications_file",
         functools.partial(pretrained.keras_applications_file, cache_dir=str(tmp_path)),
     )
     with pytest.raises(ValueError, match="truncated or corrupted"):
@@ -209,12 +217,14 @@ def test_bad_arguments_are_refused_before_building(build, match):
 def test_preprocess_input_modes():
     pixels = np.array([[[[0.0, 127.5, 255.0]]]], dtype="float32")  # one RGB pixel
     np.testing.assert_allclose(
-        imagenet.preprocess_input(pixels, mode="caffe")[0, 0, 0], [255 - 103.939, 127.5 - 116.779, 0 - 123.68],
+        imagenet.preprocess_input(pixels, mode="caffe")[0, 0, 0],
+        [255 - 103.939, 127.5 - 116.779, 0 - 123.68],
         rtol=1e-6,
     )
     np.testing.assert_allclose(
         imagenet.preprocess_input(pixels, mode="torch")[0, 0, 0],
-        [(0 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-6,
+        [(0 - 0.485) / 0.229, (0.5 - 0.456) / 0.224, (1 - 0.406) / 0.225],
+        rtol=1e-6,
     )
     np.testing.assert_allclose(imagenet.preprocess_input(pixels, mode="tf")[0, 0, 0], [-1, 0, 1], atol=1e-7)
     # Tensors in, tensors out; channels-first too; the input array is left alone.
@@ -227,7 +237,9 @@ def test_preprocess_input_modes():
     # torchvision's transform_input (GoogLeNet, Inception v3) applied to "torch" inputs is exactly "tf".
     torch_input = imagenet.preprocess_input(pixels, mode="torch")
     std, mean = np.array(imagenet.TORCH_RGB_STD), np.array(imagenet.TORCH_RGB_MEAN)
-    np.testing.assert_allclose(torch_input * std / 0.5 + (mean - 0.5) / 0.5, imagenet.preprocess_input(pixels, mode="tf"), atol=1e-6)
+    np.testing.assert_allclose(
+        torch_input * std / 0.5 + (mean - 0.5) / 0.5, imagenet.preprocess_input(pixels, mode="tf"), atol=1e-6
+    )
     assert pretrained.preprocessing_mode("resnet50", "keras.applications") == "caffe"
     assert pretrained.preprocessing_mode("resnet18") == "torch"
 
@@ -364,7 +376,7 @@ def _torch_images(count: int = 2, size: int = SIZE, seed: int = 1) -> np.ndarray
     return imagenet.preprocess_input(pixels, mode="torch")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def torch_resnet18():
     return _randomize_torch(_torch_resnet("basic", (2, 2, 2, 2)), seed=18)
 
@@ -409,7 +421,9 @@ def test_torchvision_wrong_architecture_names_the_first_mismatched_tensor():
         pretrained.from_torchvision(state, "resnet34", include_top=False, input_shape=(SIZE, SIZE, 3))
     extra = dict(state)
     extra["layer4.2.conv1.weight"] = extra["layer4.1.conv1.weight"]
-    with pytest.raises(ValueError, match=r"does not use, the first 'layer4\.2\.conv1\.weight' of shape \(512, 512, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"does not use, the first 'layer4\.2\.conv1\.weight' of shape \(512, 512, 3, 3\)"
+    ):
         pretrained.from_torchvision(extra, "resnet18", include_top=False, input_shape=(SIZE, SIZE, 3))
     wrong = dict(state)
     wrong["layer2.0.conv1.weight"] = wrong["layer2.0.conv1.weight"][:, :, :1, :1]
@@ -628,7 +642,12 @@ def _torch_inception_v3(classes: int = 1000):
             self.Conv2d_4a_3x3 = bc(80, 192, 3)
             self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = A(192, 32), A(256, 64), A(288, 64)
             self.Mixed_6a = B(288)
-            self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e = C(768, 128), C(768, 160), C(768, 160), C(768, 192)
+            self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e = (
+                C(768, 128),
+                C(768, 160),
+                C(768, 160),
+                C(768, 192),
+            )
             self.AuxLogits = Aux(768)
             self.Mixed_7a, self.Mixed_7b, self.Mixed_7c = D(768), E(1280), E(2048)
             self.fc = nn.Linear(2048, classes)
@@ -665,7 +684,9 @@ def test_torchvision_googlenet_with_aux_heads_gives_the_same_outputs():
     for key, reference in zip(("predictions", "aux1", "aux2"), expected):
         assert _max_diff(outputs[key], reference) < TOLERANCE, key
     # Without aux heads (the default here) the aux tensors of the checkpoint are left out.
-    plain = pretrained.from_torchvision(net.state_dict(), "googlenet", input_shape=(96, 96, 3), classifier_activation=None)
+    plain = pretrained.from_torchvision(
+        net.state_dict(), "googlenet", input_shape=(96, 96, 3), classifier_activation=None
+    )
     assert not any(layer.name.startswith("aux") for layer in plain.layers)
     assert _max_diff(plain(x, training=False), expected[0]) < TOLERANCE
     with pytest.raises(ValueError, match="need `variant='torchvision'`"):

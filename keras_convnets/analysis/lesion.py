@@ -103,8 +103,7 @@ def lesion(model: keras.Model, blocks: Iterable[str] | str, *, name: str | None 
         requested = list(blocks)
     except TypeError as error:
         raise TypeError(
-            "`blocks` must be a list of block names such as ['conv3_block2']. "
-            f"Received: blocks={blocks!r}"
+            f"`blocks` must be a list of block names such as ['conv3_block2']. Received: blocks={blocks!r}"
         ) from error
     by_name = {b.name: b for b in found}
     for block in requested:

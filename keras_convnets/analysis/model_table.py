@@ -11,8 +11,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-from keras_convnets.models.aux import strip_aux
 from keras_convnets.analysis.profiler import profile
+from keras_convnets.models.aux import strip_aux
 from keras_convnets.models.registry import get_model, list_models
 
 START = "<!-- model-table:start -->"

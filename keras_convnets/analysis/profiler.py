@@ -91,8 +91,9 @@ def _flat_layers(model: keras.Model):
 
 def layer_macs(layer: keras.layers.Layer) -> int:
     """MACs of one call of `layer` on one example (0 for layers that do no multiply-adds)."""
-    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D,
-                              keras.layers.Dense)):
+    if not isinstance(
+        layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)
+    ):
         return 0
     out_shape = tuple(layer.output.shape[1:])
     in_shape = tuple(layer.input.shape[1:])

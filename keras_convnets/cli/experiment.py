@@ -16,22 +16,37 @@ import shlex
 def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.experiments import EXPERIMENTS
 
-    parser.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
-                        help="one of: " + ", ".join(f"{k} ({v[1]})" for k, v in EXPERIMENTS.items()))
+    parser.add_argument(
+        "name",
+        choices=list(EXPERIMENTS),
+        metavar="NAME",
+        help="one of: " + ", ".join(f"{k} ({v[1]})" for k, v in EXPERIMENTS.items()),
+    )
     parser.add_argument("--quick", action="store_true", help="the few-minute preset on the embedded digits data")
-    parser.add_argument("--output-dir", default=None,
-                        help="where the report goes (default: experiments/NAME, or experiments/NAME-quick)")
-    parser.add_argument("--dataset", default=None,
-                        help="'digits', a directory of class folders or a tensorflow-datasets name "
-                             "(default: the preset's)")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="where the report goes (default: experiments/NAME, or experiments/NAME-quick)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="'digits', a directory of class folders or a tensorflow-datasets name (default: the preset's)",
+    )
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
-                        help="a preset setting, e.g. --set epochs=3 --set depths=(20,32) (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="a preset setting, e.g. --set epochs=3 --set depths=(20,32) (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from keras_convnets.experiments import run_experiment
     from keras_convnets.cli.profile import parse_options
+    from keras_convnets.experiments import run_experiment
 
     try:
         settings = parse_options(args.settings)
@@ -46,8 +61,15 @@ def run(args: argparse.Namespace) -> int:
         + ([f"--data-dir {shlex.quote(args.data_dir)}"] if args.data_dir else [])
         + [f"--set {shlex.quote(s)}" for s in args.settings]
     )
-    results = run_experiment(args.name, output_dir, quick=args.quick, dataset=args.dataset, data_dir=args.data_dir,
-                             command=command, **settings)
+    results = run_experiment(
+        args.name,
+        output_dir,
+        quick=args.quick,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        command=command,
+        **settings,
+    )
     print(f"{args.name}: report written to {os.path.join(output_dir, 'report.md')}")
     findings = results.get("findings")
     if findings:

@@ -14,19 +14,33 @@ def _csv(text: str) -> list[str]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", metavar="RUN_DIR_OR_MODEL", help="a run directory (with model.keras) or a .keras file")
-    parser.add_argument("--format", default="saved_model,tflite,keras",
-                        help="comma-separated: saved_model, tflite, keras (default: all three)")
-    parser.add_argument("--quantize", default="float32",
-                        help="comma-separated TFLite variants, one file each: float32, float16, dynamic, int8 "
-                             "(default: float32)")
-    parser.add_argument("--int8-io", default="uint8", choices=("uint8", "int8", "float32"),
-                        help="input/output type of the int8 file (default: uint8)")
+    parser.add_argument(
+        "source", metavar="RUN_DIR_OR_MODEL", help="a run directory (with model.keras) or a .keras file"
+    )
+    parser.add_argument(
+        "--format",
+        default="saved_model,tflite,keras",
+        help="comma-separated: saved_model, tflite, keras (default: all three)",
+    )
+    parser.add_argument(
+        "--quantize",
+        default="float32",
+        help="comma-separated TFLite variants, one file each: float32, float16, dynamic, int8 (default: float32)",
+    )
+    parser.add_argument(
+        "--int8-io",
+        default="uint8",
+        choices=("uint8", "int8", "float32"),
+        help="input/output type of the int8 file (default: uint8)",
+    )
     parser.add_argument("--output", default=None, help="destination directory (default: saved_models/<name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing destination")
-    parser.add_argument("--representative-dir", default=None,
-                        help="images to calibrate int8 (a quarter held out to check agreement); default: the "
-                             "run's dataset if it is on disk")
+    parser.add_argument(
+        "--representative-dir",
+        default=None,
+        help="images to calibrate int8 (a quarter held out to check agreement); default: the "
+        "run's dataset if it is on disk",
+    )
     parser.add_argument("--representative-count", type=int, default=200, help="images to read (default: 200)")
 
 
@@ -57,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
                 "`--quantize int8` needs representative images: pass `--representative-dir DIR` (the run "
                 "directory records no dataset)."
             )
-        representative = export.dataset_images(dataset, shape, count=args.representative_count,
-                                               data_dir=run_info.info.get("data_dir"))
+        representative = export.dataset_images(
+            dataset, shape, count=args.representative_count, data_dir=run_info.info.get("data_dir")
+        )
     card = export.export_bundle(
         run_info,
         output,
@@ -72,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     for name, size in card["files"].items():
         print(f"  {name:<24} {size:>12,} bytes")
     for name, parity in card["parity"].items():
-        print(f"  parity {name:<16} max|dp| {parity['max_abs_diff']:.3g}  top-1 agreement "
-              f"{parity['top1_agreement']:.2%} on {parity['images']} images ({parity['criterion']})")
+        print(
+            f"  parity {name:<16} max|dp| {parity['max_abs_diff']:.3g}  top-1 agreement "
+            f"{parity['top1_agreement']:.2%} on {parity['images']} images ({parity['criterion']})"
+        )
     return 0

@@ -13,7 +13,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("keras_convnets.cli.models", "list the registered models with parameters and MACs"),
     "profile": ("keras_convnets.cli.profile", "print a model's parameters and MACs per stage or per layer"),
     "experiment": ("keras_convnets.cli.experiment", "run one of the papers' experiments and write its report"),
-    "train": ("keras_convnets.cli.train", "train a model with its paper's recipe (default: ResNet-20 on the embedded digits)"),
+    "train": (
+        "keras_convnets.cli.train",
+        "train a model with its paper's recipe (default: ResNet-20 on the embedded digits)",
+    ),
     "export": ("keras_convnets.cli.export", "export a run to SavedModel, TFLite and .keras, checked against Keras"),
     "predict": ("keras_convnets.cli.predict", "top-k classes of images from an exported model"),
     "tune": ("keras_convnets.cli.tune", "search bottleneck widths with keras-tuner within a MACs/parameter budget"),
@@ -21,7 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convnets", description="The classic convnets of the ResNet and Inception papers.")
+    parser = argparse.ArgumentParser(
+        prog="convnets", description="The classic convnets of the ResNet and Inception papers."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for command, (module_name, help_text) in COMMANDS.items():

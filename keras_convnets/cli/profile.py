@@ -10,8 +10,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-size", type=int, default=None, help="height and width (default: the model's)")
     parser.add_argument("--classes", type=int, default=None, help="number of classes (default: the model's)")
     parser.add_argument("--layers", action="store_true", help="one row per layer instead of per stage")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a builder option, e.g. --option stride_in=3x3 --option shortcut=A (repeatable)")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder option, e.g. --option stride_in=3x3 --option shortcut=A (repeatable)",
+    )
 
 
 def parse_options(pairs: list[str]) -> dict:

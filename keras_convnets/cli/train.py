@@ -28,9 +28,9 @@ def _jit(text: str):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from keras_convnets.trainer import MIXED_PRECISION
     from keras_convnets.trainer.distribute import STRATEGIES
     from keras_convnets.trainer.recipes import list_recipes
-    from keras_convnets.trainer import MIXED_PRECISION
 
     parser.add_argument("--model", default=None, help="a registered model (see `convnets models`); default resnet20")
     parser.add_argument(
@@ -39,25 +39,49 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="'digits' (embedded, default), a tensorflow-datasets name (cifar10, imagenette, ...) "
         "or a directory with one sub-folder of images per class",
     )
-    parser.add_argument("--epochs", type=_positive_int, default=None,
-                        help="default: the dataset's suggestion (digits: 15) or the recipe's length")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
-                        help="global batch, split over the replicas (default: digits 64, else the recipe's)")
+    parser.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="default: the dataset's suggestion (digits: 15) or the recipe's length",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="global batch, split over the replicas (default: digits 64, else the recipe's)",
+    )
     parser.add_argument("--recipe", choices=list_recipes(), default=None, help="default: the model's paper's")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
-                        help="tf.distribute strategy (auto: mirrored over several GPUs, multi_worker with TF_CONFIG)")
-    parser.add_argument("--mixed-precision", choices=MIXED_PRECISION, default="auto",
-                        help="auto: mixed_float16 on recent GPUs, mixed_bfloat16 on CPUs with AVX512-BF16/AMX")
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="tf.distribute strategy (auto: mirrored over several GPUs, multi_worker with TF_CONFIG)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISION,
+        default="auto",
+        help="auto: mixed_float16 on recent GPUs, mixed_bfloat16 on CPUs with AVX512-BF16/AMX",
+    )
     parser.add_argument("--jit-compile", type=_jit, default="auto", help="XLA: auto (GPUs only), true or false")
     parser.add_argument("--output-dir", default=None, help="the run directory (default runs/MODEL-DATASET)")
-    parser.add_argument("--export-dir", default=None, help="where the model is exported (default saved_models/MODEL-DATASET)")
-    parser.add_argument("--resume", default=None, metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR with the configuration in its run.json")
+    parser.add_argument(
+        "--export-dir", default=None, help="where the model is exported (default saved_models/MODEL-DATASET)"
+    )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR with the configuration in its run.json",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="deterministic ops (bit-exact resumes, slower)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
     parser.add_argument("--sync-bn", action="store_true", help="synchronize batch-norm statistics across replicas")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set")
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set"
+    )
     parser.add_argument("--image-size", type=_positive_int, default=None, help="default: the dataset's or the recipe's")
 
 
@@ -73,7 +97,9 @@ def resume_settings(args: argparse.Namespace) -> dict:
 
     path = os.path.join(args.resume, "run.json")
     if not os.path.isfile(path):
-        raise ValueError(f"`--resume` must name a run directory (one holding run.json). Received: --resume {args.resume}")
+        raise ValueError(
+            f"`--resume` must name a run directory (one holding run.json). Received: --resume {args.resume}"
+        )
     with open(path, encoding="utf-8") as f:
         config = json.load(f)
     recipe = config.get("recipe", {}).get("name")

@@ -69,31 +69,64 @@ def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.tuning import GRANULARITIES, TUNERS
 
     parser.add_argument("--model", default="resnet50", help="resnet50 (default), resnet101, resnet152 or googlenet")
-    parser.add_argument("--dataset", default="digits",
-                        help="'digits' (embedded, default), a tensorflow-datasets name or a directory of class folders")
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        help="'digits' (embedded, default), a tensorflow-datasets name or a directory of class folders",
+    )
     parser.add_argument("--tuner", choices=TUNERS, default="random", help="keras-tuner search (default random)")
-    parser.add_argument("--max-trials", type=_positive_int, default=10,
-                        help="trials in all, over-budget ones included (default 10)")
+    parser.add_argument(
+        "--max-trials", type=_positive_int, default=10, help="trials in all, over-budget ones included (default 10)"
+    )
     parser.add_argument("--max-macs", type=_positive_number, default=None, help="budget: MACs per image, e.g. 2e9")
-    parser.add_argument("--max-params", type=_positive_number, default=None,
-                        help="budget: trainable parameters of the inference model, e.g. 2e7")
-    parser.add_argument("--epochs", type=_positive_int, default=1,
-                        help="epochs per trial (hyperband: the most a trial gets); default 1")
-    parser.add_argument("--batch-size", type=_positive_int, default=None, help="global batch (default: digits 64, else the recipe's)")
-    parser.add_argument("--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set")
-    parser.add_argument("--image-size", type=_positive_int, default=None,
-                        help="input side (default: the dataset's when it has one, else the recipe's 224)")
+    parser.add_argument(
+        "--max-params",
+        type=_positive_number,
+        default=None,
+        help="budget: trainable parameters of the inference model, e.g. 2e7",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=1, help="epochs per trial (hyperband: the most a trial gets); default 1"
+    )
+    parser.add_argument(
+        "--batch-size", type=_positive_int, default=None, help="global batch (default: digits 64, else the recipe's)"
+    )
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=None,
+        help="input side (default: the dataset's when it has one, else the recipe's 224)",
+    )
     parser.add_argument("--recipe", choices=list_recipes(), default=None, help="default: the model's paper's")
-    parser.add_argument("--widths", type=_widths, default=None,
-                        help="ResNet: candidate bottleneck widths for every stage, e.g. 16,32,64 (default: the "
-                             "paper's widths times --scales)")
-    parser.add_argument("--scales", type=_scales, default=None,
-                        help="multipliers of the paper's widths to search (default 0.25,0.5,0.75,1)")
-    parser.add_argument("--granularity", choices=GRANULARITIES, default="stage",
-                        help="GoogLeNet: one width scale per stage (default) or one width per module")
-    parser.add_argument("--export-formats", type=_formats, default=["keras"],
-                        help="how the best model is exported to OUTPUT_DIR/best: comma-separated among keras "
-                             "(default), saved_model, tflite")
+    parser.add_argument(
+        "--widths",
+        type=_widths,
+        default=None,
+        help="ResNet: candidate bottleneck widths for every stage, e.g. 16,32,64 (default: the "
+        "paper's widths times --scales)",
+    )
+    parser.add_argument(
+        "--scales",
+        type=_scales,
+        default=None,
+        help="multipliers of the paper's widths to search (default 0.25,0.5,0.75,1)",
+    )
+    parser.add_argument(
+        "--granularity",
+        choices=GRANULARITIES,
+        default="stage",
+        help="GoogLeNet: one width scale per stage (default) or one width per module",
+    )
+    parser.add_argument(
+        "--export-formats",
+        type=_formats,
+        default=["keras"],
+        help="how the best model is exported to OUTPUT_DIR/best: comma-separated among keras "
+        "(default), saved_model, tflite",
+    )
     parser.add_argument("--strategy", choices=STRATEGIES, default=None, help="tf.distribute strategy (default: none)")
     parser.add_argument("--output-dir", default=None, help="the search directory (default tuning/MODEL-DATASET)")
     group = parser.add_mutually_exclusive_group()
@@ -122,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
         kwargs["scales"] = args.scales
     if model == "googlenet":
         if args.widths:
-            raise ValueError("`--widths` applies to ResNets; GoogLeNet searches `--scales` of its widths. "
-                             f"Received: --widths {','.join(map(str, args.widths))}")
+            raise ValueError(
+                "`--widths` applies to ResNets; GoogLeNet searches `--scales` of its widths. "
+                f"Received: --widths {','.join(map(str, args.widths))}"
+            )
         kwargs["granularity"] = args.granularity
     elif args.widths:
         kwargs["widths"] = args.widths
@@ -149,8 +184,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         export_formats=args.export_formats,
     )
-    print(f"Pareto front (trials): {', '.join(result.pareto) or '-'}. Results: {output_dir} "
-          "(trials.csv, pareto.png, best/model.keras).")
+    print(
+        f"Pareto front (trials): {', '.join(result.pareto) or '-'}. Results: {output_dir} "
+        "(trials.csv, pareto.png, best/model.keras)."
+    )
     return 0
 
 

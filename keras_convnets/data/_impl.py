@@ -190,7 +190,9 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
             test_items += [(paths[i], label) for i in sorted(order[:n_test])]
             train_items += [(paths[i], label) for i in sorted(order[n_test:])]
     if skipped:
-        warnings.warn(f"Skipped {skipped} files that are not images (JPEG, PNG, GIF or BMP) under {root!r}.", stacklevel=2)
+        warnings.warn(
+            f"Skipped {skipped} files that are not images (JPEG, PNG, GIF or BMP) under {root!r}.", stacklevel=2
+        )
     if not train_items:
         raise ValueError(
             f"`dataset` directory {root!r} holds no images (after skipping {skipped} files that are not images). "
@@ -376,7 +378,9 @@ def _check_augmentation(augmentation: str) -> None:
         )
 
 
-def _stored(ds: tf.data.Dataset, num_examples: int, *, augmentation: str, size: int, known_size: int | None, cache: bool):
+def _stored(
+    ds: tf.data.Dataset, num_examples: int, *, augmentation: str, size: int, known_size: int | None, cache: bool
+):
     """The raw images as they are kept between epochs: resized to `size` and cached in memory when the
     augmentation works on fixed-size images and they fit."""
     if augmentation in ("crop_flip", "none"):
@@ -477,12 +481,16 @@ def train_pipeline(
             indices = tf.data.Dataset.from_tensor_slices(order).repeat().batch(batch_size, drop_remainder=True)
             ds = tf.data.Dataset.zip((indices.take(steps), whole.repeat()))
             ds = ds.map(
-                lambda i, xy: (tf.gather(xy[0], i), tf.gather(xy[1], i)), num_parallel_calls=AUTOTUNE, deterministic=True
+                lambda i, xy: (tf.gather(xy[0], i), tf.gather(xy[1], i)),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=True,
             )
             if augmentation == "crop_flip":
                 ds = ds.enumerate().map(
                     lambda b, xy: (
-                        crop_flip_batch(xy[0], tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + epoch, b]), flip=flip),
+                        crop_flip_batch(
+                            xy[0], tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + epoch, b]), flip=flip
+                        ),
                         xy[1],
                     ),
                     num_parallel_calls=AUTOTUNE,
@@ -502,7 +510,13 @@ def train_pipeline(
     if augmentation in ("scale", "inception"):
         stream = stream.map(
             lambda i, xy: (
-                _train_transform(xy[0], tf.stack([tf.constant(seed, tf.int64), i]), augmentation=augmentation, size=image_size, flip=flip),
+                _train_transform(
+                    xy[0],
+                    tf.stack([tf.constant(seed, tf.int64), i]),
+                    augmentation=augmentation,
+                    size=image_size,
+                    flip=flip,
+                ),
                 xy[1],
             ),
             num_parallel_calls=AUTOTUNE,
@@ -565,9 +579,13 @@ def compute_preprocessing(
         raise ValueError(
             f"`preprocessing` must be one of 'mean_image', 'mean_rgb', 'inception', 'none'. Received: preprocessing={mode!r}"
         )
-    ds = _stored(data.train, data.num_train, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False)
+    ds = _stored(
+        data.train, data.num_train, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False
+    )
     if augmentation in ("scale", "inception"):
-        ds = ds.map(lambda x, y: (eval_transform(x, augmentation=augmentation, size=image_size), y), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(
+            lambda x, y: (eval_transform(x, augmentation=augmentation, size=image_size), y), num_parallel_calls=AUTOTUNE
+        )
     total, count = np.zeros((image_size, image_size, 3), "float64"), 0
     for images, _ in ds.take(max_examples).batch(512).as_numpy_iterator():
         total += images.astype("float64").sum(axis=0)

@@ -37,19 +37,19 @@ class Preprocessing:
             raise ValueError("`std` must be positive everywhere.")
 
     @classmethod
-    def none(cls) -> "Preprocessing":
+    def none(cls) -> Preprocessing:
         return cls("none", np.float32(0.0), np.float32(1.0))
 
     @classmethod
-    def inception(cls) -> "Preprocessing":
+    def inception(cls) -> Preprocessing:
         return cls("inception", np.float32(127.5), np.float32(127.5))
 
     @classmethod
-    def mean_rgb(cls, mean: Any, std: Any = 1.0) -> "Preprocessing":
+    def mean_rgb(cls, mean: Any, std: Any = 1.0) -> Preprocessing:
         return cls("mean_rgb", np.asarray(mean, "float32").reshape(-1), np.asarray(std, "float32"))
 
     @classmethod
-    def mean_image(cls, images: np.ndarray) -> "Preprocessing":
+    def mean_image(cls, images: np.ndarray) -> Preprocessing:
         """The per-pixel mean of `images` (N, H, W, C), raw pixel values."""
         images = np.asarray(images)
         if images.ndim != 4 or len(images) == 0:
@@ -82,7 +82,7 @@ class Preprocessing:
         return {"mode": self.mode, "mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Preprocessing":
+    def from_config(cls, config: dict) -> Preprocessing:
         return cls(config["mode"], np.asarray(config["mean"], "float32"), np.asarray(config["std"], "float32"))
 
     def save(self, path: str | os.PathLike) -> None:
@@ -92,6 +92,6 @@ class Preprocessing:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Preprocessing":
+    def load(cls, path: str | os.PathLike) -> Preprocessing:
         with open(path, encoding="utf-8") as f:
             return cls.from_config(json.load(f))

@@ -15,10 +15,10 @@ from typing import Any
 
 import keras
 
-from keras_convnets.models import common
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
+from keras_convnets.models import common
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,29 @@ def run(
     for aux in (True, False):
         name = "with aux heads" if aux else "without aux heads"
         keras.utils.set_random_seed(preset.seed)
-        model = GoogLeNet(input_shape=(preset.image_size, preset.image_size, 3), classes=data.num_classes,
-                          aux_logits=aux, norm=preset.norm, variant=preset.variant,
-                          aux_loss_weight=preset.aux_loss_weight)
-        curves = tr.train(name, model, data, recipe=recipe, epochs=epochs, batch_size=preset.batch_size,
-                          image_size=preset.image_size, seed=preset.seed, points=preset.points,
-                          model_name="googlenet", preprocessing=preprocessing, evaluators=evaluators,
-                          run_eagerly=preset.run_eagerly)
+        model = GoogLeNet(
+            input_shape=(preset.image_size, preset.image_size, 3),
+            classes=data.num_classes,
+            aux_logits=aux,
+            norm=preset.norm,
+            variant=preset.variant,
+            aux_loss_weight=preset.aux_loss_weight,
+        )
+        curves = tr.train(
+            name,
+            model,
+            data,
+            recipe=recipe,
+            epochs=epochs,
+            batch_size=preset.batch_size,
+            image_size=preset.image_size,
+            seed=preset.seed,
+            points=preset.points,
+            model_name="googlenet",
+            preprocessing=preprocessing,
+            evaluators=evaluators,
+            run_eagerly=preset.run_eagerly,
+        )
         runs["aux" if aux else "no_aux"] = curves
         keras.backend.clear_session()
 
@@ -120,10 +136,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: AuxPreset,
-                  command: str | None) -> None:
-    report = Report(output_dir, "Auxiliary classifiers: GoogLeNet with and without its aux heads", command=command,
-                    wall_seconds=wall_seconds)
+def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: AuxPreset, command: str | None) -> None:
+    report = Report(
+        output_dir,
+        "Auxiliary classifiers: GoogLeNet with and without its aux heads",
+        command=command,
+        wall_seconds=wall_seconds,
+    )
     ds, runs, f = results["dataset"], results["runs"], results["findings"]
     report.text(
         f"GoogLeNet (variant `{preset.variant}`, norm `{preset.norm}`) on `{ds['name']}` ({ds['train']:,} training, "
@@ -133,23 +152,37 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
         "Errors are those of the main head; training error on the training batches as trained (curve) and on the "
         "training split in inference mode (end)."
     )
-    report.table(["net", "params", "train error (curve end)", "train error (inference)", "test error",
-                  "train seconds"], [
-        [c.name, c.params, _pct(c.last_train_error), _pct(c.final_train_error), _pct(c.final_test_error),
-         round(c.seconds, 1)] for c in runs.values()
-    ])
+    report.table(
+        ["net", "params", "train error (curve end)", "train error (inference)", "test error", "train seconds"],
+        [
+            [
+                c.name,
+                c.params,
+                _pct(c.last_train_error),
+                _pct(c.final_train_error),
+                _pct(c.final_test_error),
+                round(c.seconds, 1),
+            ]
+            for c in runs.values()
+        ],
+    )
     diff = f["test_error_difference"]
     errors_a, errors_b = f["test_errors_examples"]
     if abs(errors_a - errors_b) <= max(2, round(0.01 * ds["test"])):
-        verdict = (f"The two nets ended within {abs(errors_a - errors_b)} test images of each other "
-                   f"({errors_a} vs {errors_b} errors of {ds['test']}): no difference this run can resolve.")
+        verdict = (
+            f"The two nets ended within {abs(errors_a - errors_b)} test images of each other "
+            f"({errors_a} vs {errors_b} errors of {ds['test']}): no difference this run can resolve."
+        )
     else:
-        verdict = (f"The net {'with' if diff < 0 else 'without'} the aux heads ended with the lower test error, "
-                   f"by {abs(100 * diff):.2f} points ({errors_a} vs {errors_b} errors of {ds['test']}); one seed, "
-                   "so this is one sample of the difference, not its expectation.")
+        verdict = (
+            f"The net {'with' if diff < 0 else 'without'} the aux heads ended with the lower test error, "
+            f"by {abs(100 * diff):.2f} points ({errors_a} vs {errors_b} errors of {ds['test']}); one seed, "
+            "so this is one sample of the difference, not its expectation."
+        )
     report.heading("What the numbers show")
-    report.text(verdict + f" Training with the heads took {f['seconds_with_aux'] / f['seconds_without_aux']:.2f}x "
-                "the time.")
+    report.text(
+        verdict + f" Training with the heads took {f['seconds_with_aux'] / f['seconds_without_aux']:.2f}x the time."
+    )
     unconverged = [c.name for c in runs.values() if c.final_train_error > 0.05]
     if unconverged:
         report.text(

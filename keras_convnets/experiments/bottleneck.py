@@ -22,10 +22,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_convnets.models import common
+from keras_convnets.analysis.profiler import profile
 from keras_convnets.experiments import presets
 from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
-from keras_convnets.analysis.profiler import profile
+from keras_convnets.models import common
 
 # ResNet-50, He et al. 2016 Table 1: stage -> (feature-map side at 224, reduction width); outputs are 4x wider.
 RESNET50_STAGES = {"conv2": (56, 64), "conv3": (28, 128), "conv4": (14, 256), "conv5": (7, 512)}
@@ -163,8 +163,7 @@ def run(
     started = time.perf_counter()
     if dataset is not None:
         raise ValueError(
-            "The bottleneck experiment trains nothing and takes no dataset. Received: dataset="
-            f"{dataset!r}"
+            f"The bottleneck experiment trains nothing and takes no dataset. Received: dataset={dataset!r}"
         )
     preset = presets.with_overrides(QUICK if quick else FULL, overrides)
     common.check_choice("stage", preset.stage, tuple(RESNET50_STAGES))
@@ -218,10 +217,15 @@ LABELS = {
 }
 
 
-def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: BottleneckPreset,
-                  command: str | None) -> None:
-    report = Report(output_dir, "The bottleneck's savings: parameters, MACs and measured time", command=command,
-                    wall_seconds=wall_seconds)
+def _write_report(
+    output_dir: str, wall_seconds: float, results: dict, preset: BottleneckPreset, command: str | None
+) -> None:
+    report = Report(
+        output_dir,
+        "The bottleneck's savings: parameters, MACs and measured time",
+        command=command,
+        wall_seconds=wall_seconds,
+    )
     res, inc = results["resnet50"], results["inception3a"]
     size, width = RESNET50_STAGES[preset.stage]
     report.text(
@@ -234,31 +238,42 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: B
     report.heading(f"ResNet-50, one block of stage {preset.stage} ({size}x{size})")
     rows = []
     for key, d in res["designs"].items():
-        rows.append([LABELS[key], "x".join(map(str, d["input_shape"])), d["params"], d["macs"],
-                     round(d["median_ms_per_image"], 3)])
+        rows.append(
+            [
+                LABELS[key],
+                "x".join(map(str, d["input_shape"])),
+                d["params"],
+                d["macs"],
+                round(d["median_ms_per_image"], 3),
+            ]
+        )
     report.table(["design", "input", "params", "MACs / image", "ms / image (median)"], rows)
-    report.bullets([
-        f"A basic block at the full {4 * width} width costs {res['macs_ratio_full_width_over_bottleneck']:.2f}x the "
-        f"MACs and {res['params_ratio_full_width_over_bottleneck']:.2f}x the parameters of the bottleneck, and took "
-        f"{res['time_ratio_full_width_over_bottleneck']:.2f}x its time here.",
-        f"The bottleneck on {4 * width} channels against the basic block on {width} channels (the paper's Figure 5, "
-        f"'similar time complexity'): {res['macs_ratio_bottleneck_over_reduced_basic']:.2f}x the MACs, "
-        f"{res['time_ratio_bottleneck_over_reduced_basic']:.2f}x the measured time.",
-    ])
+    report.bullets(
+        [
+            f"A basic block at the full {4 * width} width costs {res['macs_ratio_full_width_over_bottleneck']:.2f}x the "
+            f"MACs and {res['params_ratio_full_width_over_bottleneck']:.2f}x the parameters of the bottleneck, and took "
+            f"{res['time_ratio_full_width_over_bottleneck']:.2f}x its time here.",
+            f"The bottleneck on {4 * width} channels against the basic block on {width} channels (the paper's Figure 5, "
+            f"'similar time complexity'): {res['macs_ratio_bottleneck_over_reduced_basic']:.2f}x the MACs, "
+            f"{res['time_ratio_bottleneck_over_reduced_basic']:.2f}x the measured time.",
+        ]
+    )
     report.heading("GoogLeNet inception 3a (28x28x192 in)")
     rows = []
     for key, d in inc["designs"].items():
         rows.append([LABELS[key], d["output_shape"][-1], d["params"], d["macs"], round(d["median_ms_per_image"], 3)])
     report.table(["design", "output channels", "params", "MACs / image", "ms / image (median)"], rows)
     naive_out = inc["designs"]["naive"]["output_shape"][-1]
-    report.bullets([
-        f"The naive module costs {inc['macs_ratio_naive_over_reduced']:.2f}x the MACs and "
-        f"{inc['params_ratio_naive_over_reduced']:.2f}x the parameters of the module with 1x1 reductions, and took "
-        f"{inc['time_ratio_naive_over_reduced']:.2f}x its time here.",
-        f"Its output is also wider ({naive_out} channels against "
-        f"{inc['designs']['reduced']['output_shape'][-1]}): the pooling branch passes all 192 input channels on, "
-        "so stacking naive modules would widen every following stage (the paper's Section 4).",
-    ])
+    report.bullets(
+        [
+            f"The naive module costs {inc['macs_ratio_naive_over_reduced']:.2f}x the MACs and "
+            f"{inc['params_ratio_naive_over_reduced']:.2f}x the parameters of the module with 1x1 reductions, and took "
+            f"{inc['time_ratio_naive_over_reduced']:.2f}x its time here.",
+            f"Its output is also wider ({naive_out} channels against "
+            f"{inc['designs']['reduced']['output_shape'][-1]}): the pooling branch passes all 192 input channels on, "
+            "so stacking naive modules would widen every following stage (the paper's Section 4).",
+        ]
+    )
 
     figure, (left, right) = new_figure(9.0, 3.4, ncols=2)
     keys = list(res["designs"]) + list(inc["designs"])
@@ -283,14 +298,21 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: B
     for group, data in (("ResNet-50", res["designs"]), ("inception 3a", inc["designs"])):
         for key, d in data.items():
             report.text(f"**{group}, {LABELS[key]}**")
-            report.table(["layer", "type", "output", "params", "MACs"],
-                         [[r["layer"], r["type"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
-                          for r in d["layers"]])
+            report.table(
+                ["layer", "type", "output", "params", "MACs"],
+                [
+                    [r["layer"], r["type"], "x".join(map(str, r["output_shape"])), r["params"], r["macs"]]
+                    for r in d["layers"]
+                ],
+            )
     report.json("results.json", results)
-    report.csv("layers.csv", [
-        {"comparison": group, "design": key, **row}
-        for group, data in (("resnet50", res["designs"]), ("inception3a", inc["designs"]))
-        for key, d in data.items()
-        for row in d["layers"]
-    ])
+    report.csv(
+        "layers.csv",
+        [
+            {"comparison": group, "design": key, **row}
+            for group, data in (("resnet50", res["designs"]), ("inception3a", inc["designs"]))
+            for key, d in data.items()
+            for row in d["layers"]
+        ],
+    )
     report.write()

@@ -14,10 +14,10 @@ from typing import Any
 
 import keras
 
-from keras_convnets.models import common
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
+from keras_convnets.models import common
 
 FAMILIES = ("cifar", "imagenet")
 
@@ -100,9 +100,19 @@ def run(
             keras.utils.set_random_seed(preset.seed)
             model = build(preset.family, depth, residual, image_size=preset.image_size, classes=data.num_classes)
             runs[name] = tr.train(
-                name, model, data, recipe=recipe, epochs=epochs, batch_size=preset.batch_size,
-                image_size=preset.image_size, seed=preset.seed, points=preset.points, model_name=name,
-                preprocessing=preprocessing, evaluators=evaluators, run_eagerly=preset.run_eagerly,
+                name,
+                model,
+                data,
+                recipe=recipe,
+                epochs=epochs,
+                batch_size=preset.batch_size,
+                image_size=preset.image_size,
+                seed=preset.seed,
+                points=preset.points,
+                model_name=name,
+                preprocessing=preprocessing,
+                evaluators=evaluators,
+                run_eagerly=preset.run_eagerly,
             )
             keras.backend.clear_session()
 
@@ -147,8 +157,9 @@ def _pct(x: float) -> str:
 
 
 def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> None:
-    report = Report(output_dir, "Degradation: plain nets against ResNets at two depths", command=command,
-                    wall_seconds=wall_seconds)
+    report = Report(
+        output_dir, "Degradation: plain nets against ResNets at two depths", command=command, wall_seconds=wall_seconds
+    )
     ds = results["dataset"]
     report.text(
         f"Dataset `{ds['name']}` ({ds['train']:,} training and {ds['test']:,} test images, {ds['classes']} classes) "
@@ -160,10 +171,19 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
     )
     rows = []
     for name, c in runs.items():
-        rows.append([name, c.params, _pct(c.last_train_error), _pct(c.final_train_error), _pct(c.final_test_error),
-                     round(c.seconds, 1)])
-    report.table(["net", "params", "train error (curve end)", "train error (inference)", "test error",
-                  "train seconds"], rows)
+        rows.append(
+            [
+                name,
+                c.params,
+                _pct(c.last_train_error),
+                _pct(c.final_train_error),
+                _pct(c.final_test_error),
+                round(c.seconds, 1),
+            ]
+        )
+    report.table(
+        ["net", "params", "train error (curve end)", "train error (inference)", "test error", "train seconds"], rows
+    )
 
     f = results["findings"]
     p, r = f["plain"], f["residual"]
@@ -172,26 +192,31 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
         return "yes" if flag else "no"
 
     report.heading("What the numbers show")
-    report.bullets([
-        f"Deeper plain net ({p['deep']}) ended with a higher training error than the shallower ({p['shallow']}): "
-        f"{verdict(p['deeper_has_higher_train_error'])} on the training curve "
-        f"({_pct(p['train_error_curve_end'][1])} vs {_pct(p['train_error_curve_end'][0])}), "
-        f"{verdict(p['deeper_has_higher_train_error_inference'])} on the training split in inference mode "
-        f"({_pct(p['train_error_inference'][1])} vs {_pct(p['train_error_inference'][0])}).",
-        f"Deeper residual net ({r['deep']}) ended with a lower training error than the shallower ({r['shallow']}): "
-        f"{verdict(r['deeper_has_lower_train_error'])} on the training curve "
-        f"({_pct(r['train_error_curve_end'][1])} vs {_pct(r['train_error_curve_end'][0])}), "
-        f"{verdict(r['deeper_has_lower_train_error_inference'])} on the training split in inference mode "
-        f"({_pct(r['train_error_inference'][1])} vs {_pct(r['train_error_inference'][0])}).",
-        f"Test error, shallow vs deep: plain {_pct(p['test_error'][0])} vs {_pct(p['test_error'][1])}, residual "
-        f"{_pct(r['test_error'][0])} vs {_pct(r['test_error'][1])}.",
-    ])
+    report.bullets(
+        [
+            f"Deeper plain net ({p['deep']}) ended with a higher training error than the shallower ({p['shallow']}): "
+            f"{verdict(p['deeper_has_higher_train_error'])} on the training curve "
+            f"({_pct(p['train_error_curve_end'][1])} vs {_pct(p['train_error_curve_end'][0])}), "
+            f"{verdict(p['deeper_has_higher_train_error_inference'])} on the training split in inference mode "
+            f"({_pct(p['train_error_inference'][1])} vs {_pct(p['train_error_inference'][0])}).",
+            f"Deeper residual net ({r['deep']}) ended with a lower training error than the shallower ({r['shallow']}): "
+            f"{verdict(r['deeper_has_lower_train_error'])} on the training curve "
+            f"({_pct(r['train_error_curve_end'][1])} vs {_pct(r['train_error_curve_end'][0])}), "
+            f"{verdict(r['deeper_has_lower_train_error_inference'])} on the training split in inference mode "
+            f"({_pct(r['train_error_inference'][1])} vs {_pct(r['train_error_inference'][0])}).",
+            f"Test error, shallow vs deep: plain {_pct(p['test_error'][0])} vs {_pct(p['test_error'][1])}, residual "
+            f"{_pct(r['test_error'][0])} vs {_pct(r['test_error'][1])}.",
+        ]
+    )
     paper = p["deeper_has_higher_train_error"] and r["deeper_has_lower_train_error"]
     report.text(
         "The paper's pattern (deeper plain worse, deeper residual better, on training error) "
-        + ("appears in this run." if paper else
-           "does not fully appear in this run; with a short budget the curves may not have separated, and a "
-           "single seed on a small test split is noisy.")
+        + (
+            "appears in this run."
+            if paper
+            else "does not fully appear in this run; with a short budget the curves may not have separated, and a "
+            "single seed on a small test split is noisy."
+        )
     )
 
     figure, (left, right) = new_figure(9.0, 3.6, ncols=2)

@@ -23,10 +23,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_convnets.analysis.lesion import lesion, list_blocks
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
-from keras_convnets.analysis.lesion import lesion, list_blocks
 
 
 @dataclass(frozen=True)
@@ -76,30 +76,51 @@ def run(
     from keras_convnets.models.resnet import CifarResNet
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
-    preset, recipe, data, epochs, preprocessing = (setup.preset, setup.recipe, setup.data, setup.epochs,
-                                                   setup.preprocessing)
+    preset, recipe, data, epochs, preprocessing = (
+        setup.preset,
+        setup.recipe,
+        setup.data,
+        setup.epochs,
+        setup.preprocessing,
+    )
     train_eval, test_eval = setup.train_eval, setup.test_eval
 
     models, curves = {}, {}
     for kind, residual in (("residual", True), ("plain", False)):
         name = f"{'resnet' if residual else 'plainnet'}{preset.depth}"
         keras.utils.set_random_seed(preset.seed)
-        model = CifarResNet(preset.depth, input_shape=(preset.image_size,) * 2 + (3,), classes=data.num_classes,
-                            residual=residual)
-        curves[kind] = tr.train(name, model, data, recipe=recipe, epochs=epochs, batch_size=preset.batch_size,
-                                image_size=preset.image_size, seed=preset.seed, points=preset.points,
-                                model_name=name, preprocessing=preprocessing, evaluators=(train_eval, test_eval),
-                                run_eagerly=preset.run_eagerly)
+        model = CifarResNet(
+            preset.depth, input_shape=(preset.image_size,) * 2 + (3,), classes=data.num_classes, residual=residual
+        )
+        curves[kind] = tr.train(
+            name,
+            model,
+            data,
+            recipe=recipe,
+            epochs=epochs,
+            batch_size=preset.batch_size,
+            image_size=preset.image_size,
+            seed=preset.seed,
+            points=preset.points,
+            model_name=name,
+            preprocessing=preprocessing,
+            evaluators=(train_eval, test_eval),
+            run_eagerly=preset.run_eagerly,
+        )
         models[kind] = model
 
     baseline = {kind: test_eval.error(lesion(m, [])) for kind, m in models.items()}
     blocks = {kind: list_blocks(m) for kind, m in models.items()}
     single = []
     for res_block, plain_block in zip(blocks["residual"], blocks["plain"]):
-        row = {"block": res_block.name, "downsampling": res_block.changes_shape,
-               "residual_error": test_eval.error(lesion(models["residual"], [res_block.name])),
-               "plain_error": test_eval.error(lesion(models["plain"], [plain_block.name]))
-               if plain_block.removable else None}
+        row = {
+            "block": res_block.name,
+            "downsampling": res_block.changes_shape,
+            "residual_error": test_eval.error(lesion(models["residual"], [res_block.name])),
+            "plain_error": test_eval.error(lesion(models["plain"], [plain_block.name]))
+            if plain_block.removable
+            else None,
+        }
         single.append(row)
 
     candidates = [b.name for b in blocks["plain"] if b.removable]
@@ -109,11 +130,15 @@ def run(
     for k in range(1, max_k + 1):
         for draw in range(preset.draws):
             chosen = sorted(rng.choice(candidates, size=k, replace=False).tolist())
-            random_rows.append({
-                "k": k, "draw": draw, "blocks": " ".join(chosen),
-                "residual_error": test_eval.error(lesion(models["residual"], chosen)),
-                "plain_error": test_eval.error(lesion(models["plain"], chosen)),
-            })
+            random_rows.append(
+                {
+                    "k": k,
+                    "draw": draw,
+                    "blocks": " ".join(chosen),
+                    "residual_error": test_eval.error(lesion(models["residual"], chosen)),
+                    "plain_error": test_eval.error(lesion(models["plain"], chosen)),
+                }
+            )
 
     results = {
         "preset": "quick" if quick else "full",
@@ -139,8 +164,15 @@ def _by_k(rows: list[dict]) -> list[dict]:
         at_k = [r for r in rows if r["k"] == k]
         res = np.array([r["residual_error"] for r in at_k])
         plain = np.array([r["plain_error"] for r in at_k])
-        out.append({"k": k, "residual_mean": float(res.mean()), "residual_std": float(res.std()),
-                    "plain_mean": float(plain.mean()), "plain_std": float(plain.std())})
+        out.append(
+            {
+                "k": k,
+                "residual_mean": float(res.mean()),
+                "residual_std": float(res.std()),
+                "plain_mean": float(plain.mean()),
+                "plain_std": float(plain.std()),
+            }
+        )
     return out
 
 
@@ -177,8 +209,9 @@ def findings(results: dict, classes: int) -> dict:
         "residual_other_mean_increase": float(np.mean(res_plain_blocks)) if res_plain_blocks else None,
         "plain_single_median_increase": float(np.median(plain_blocks)) if plain_blocks else None,
         "plain_single_min_increase": float(np.min(plain_blocks)) if plain_blocks else None,
-        "plain_deletions_near_chance": int(sum(r["plain_error"] >= chance - 0.1 for r in single
-                                               if r["plain_error"] is not None)),
+        "plain_deletions_near_chance": int(
+            sum(r["plain_error"] >= chance - 0.1 for r in single if r["plain_error"] is not None)
+        ),
         "plain_deletions": len(plain_blocks),
         "residual_k_curve_nondecreasing_steps": steps_up(res_means),
         "plain_k_curve_nondecreasing_steps": steps_up(plain_means),
@@ -195,10 +228,15 @@ def _pp(x) -> str:
     return "n/a" if x is None else f"{100 * x:+.2f} points"
 
 
-def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: LesionPreset,
-                  command: str | None) -> None:
-    report = Report(output_dir, "Lesion study: deleting blocks of a trained ResNet and of its plain twin",
-                    command=command, wall_seconds=wall_seconds)
+def _write_report(
+    output_dir: str, wall_seconds: float, results: dict, preset: LesionPreset, command: str | None
+) -> None:
+    report = Report(
+        output_dir,
+        "Lesion study: deleting blocks of a trained ResNet and of its plain twin",
+        command=command,
+        wall_seconds=wall_seconds,
+    )
     ds, base, f = results["dataset"], results["baseline_test_error"], results["findings"]
     train = results["training"]
     report.text(
@@ -208,48 +246,67 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: L
         "test time with `keras_convnets.analysis.lesion` (shared weights, no retraining; batch norm uses its trained "
         "statistics). Errors are on the test split."
     )
-    report.table(["net", "params", "train seconds", "test error (intact)"], [
-        [train[k].name, train[k].params, round(train[k].seconds, 1), _pct(base[k])] for k in ("residual", "plain")
-    ])
+    report.table(
+        ["net", "params", "train seconds", "test error (intact)"],
+        [[train[k].name, train[k].params, round(train[k].seconds, 1), _pct(base[k])] for k in ("residual", "plain")],
+    )
     report.heading("Deleting one block")
-    report.table(["block", "changes shape", "ResNet test error", "plain net test error"], [
-        [r["block"], "yes" if r["downsampling"] else "", _pct(r["residual_error"]),
-         _pct(r["plain_error"]) if r["plain_error"] is not None else "not removable (shape change)"]
-        for r in results["single"]
-    ])
+    report.table(
+        ["block", "changes shape", "ResNet test error", "plain net test error"],
+        [
+            [
+                r["block"],
+                "yes" if r["downsampling"] else "",
+                _pct(r["residual_error"]),
+                _pct(r["plain_error"]) if r["plain_error"] is not None else "not removable (shape change)",
+            ]
+            for r in results["single"]
+        ],
+    )
     report.heading(f"Deleting k random blocks ({preset.draws} draws per k)")
-    report.text("Candidates (the blocks that keep the shape, the same for both nets): "
-                + ", ".join(results["random_candidates"]) + ".")
-    report.table(["k", "ResNet mean", "ResNet std", "plain mean", "plain std"], [
-        [r["k"], _pct(r["residual_mean"]), _pct(r["residual_std"]), _pct(r["plain_mean"]), _pct(r["plain_std"])]
-        for r in results["random_by_k"]
-    ])
+    report.text(
+        "Candidates (the blocks that keep the shape, the same for both nets): "
+        + ", ".join(results["random_candidates"])
+        + "."
+    )
+    report.table(
+        ["k", "ResNet mean", "ResNet std", "plain mean", "plain std"],
+        [
+            [r["k"], _pct(r["residual_mean"]), _pct(r["residual_std"]), _pct(r["plain_mean"]), _pct(r["plain_std"])]
+            for r in results["random_by_k"]
+        ],
+    )
 
     report.heading("What the numbers show, against the paper")
-    report.bullets([
-        f"Intact test error: ResNet {_pct(base['residual'])}, plain net {_pct(base['plain'])} "
-        f"(chance {_pct(f['chance_error'])}).",
-        "ResNet, one block deleted (blocks that keep the shape): median increase "
-        f"{_pp(f['residual_single_median_increase'])}, "
-        f"largest {_pp(f['residual_single_max_increase'])}; downsampling blocks: mean increase "
-        f"{_pp(f['residual_downsampling_mean_increase'])} against {_pp(f['residual_other_mean_increase'])} "
-        "for the others.",
-        f"Plain net, one block deleted: median increase {_pp(f['plain_single_median_increase'])}, smallest "
-        f"{_pp(f['plain_single_min_increase'])}; {f['plain_deletions_near_chance']} of {f['plain_deletions']} "
-        "deletions within 10 points of chance.",
-        f"Random deletions: the ResNet's mean error did not decrease in {f['residual_k_curve_nondecreasing_steps']} "
-        f"of {f['k_steps']} steps of k, the plain net's in {f['plain_k_curve_nondecreasing_steps']} of "
-        f"{f['k_steps']}; the ResNet was below the plain net at every k: "
-        f"{'yes' if f['residual_below_plain_at_every_k'] else 'no'}.",
-    ])
+    report.bullets(
+        [
+            f"Intact test error: ResNet {_pct(base['residual'])}, plain net {_pct(base['plain'])} "
+            f"(chance {_pct(f['chance_error'])}).",
+            "ResNet, one block deleted (blocks that keep the shape): median increase "
+            f"{_pp(f['residual_single_median_increase'])}, "
+            f"largest {_pp(f['residual_single_max_increase'])}; downsampling blocks: mean increase "
+            f"{_pp(f['residual_downsampling_mean_increase'])} against {_pp(f['residual_other_mean_increase'])} "
+            "for the others.",
+            f"Plain net, one block deleted: median increase {_pp(f['plain_single_median_increase'])}, smallest "
+            f"{_pp(f['plain_single_min_increase'])}; {f['plain_deletions_near_chance']} of {f['plain_deletions']} "
+            "deletions within 10 points of chance.",
+            f"Random deletions: the ResNet's mean error did not decrease in {f['residual_k_curve_nondecreasing_steps']} "
+            f"of {f['k_steps']} steps of k, the plain net's in {f['plain_k_curve_nondecreasing_steps']} of "
+            f"{f['k_steps']}; the ResNet was below the plain net at every k: "
+            f"{'yes' if f['residual_below_plain_at_every_k'] else 'no'}.",
+        ]
+    )
     noise = f["noise_level"]
     verdicts = []
     median = f["residual_single_median_increase"]
     if median is not None:
         verdicts.append(
             "single deletions barely hurt the ResNet: "
-            + (f"yes (median increase {_pp(median)}, within the noise of {100 * noise:.1f} points)" if median <= noise
-               else f"no, they hurt it (median increase {_pp(median)}, beyond the noise of {100 * noise:.1f} points)")
+            + (
+                f"yes (median increase {_pp(median)}, within the noise of {100 * noise:.1f} points)"
+                if median <= noise
+                else f"no, they hurt it (median increase {_pp(median)}, beyond the noise of {100 * noise:.1f} points)"
+            )
         )
     down, other = f["residual_downsampling_mean_increase"], f["residual_other_mean_increase"]
     if down is not None and other is not None:
@@ -275,20 +332,25 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: L
             + (f"came within 10 points of chance at k = {near}" if near else "stayed more than 10 points below chance")
             + f" (the plain net: {'k = ' + str(f['plain_k_near_chance']) if f['plain_k_near_chance'] else 'never'})"
         )
-    report.text("Against Veit et al. (ResNet-110 fully trained on CIFAR-10: single deletions barely hurt except at "
-                "downsampling blocks, the error grows smoothly with k, a plain net collapses), this run:")
+    report.text(
+        "Against Veit et al. (ResNet-110 fully trained on CIFAR-10: single deletions barely hurt except at "
+        "downsampling blocks, the error grows smoothly with k, a plain net collapses), this run:"
+    )
     report.bullets(verdicts)
-    report.text(f"One seed, ResNet-{preset.depth} ({len(results['single'])} blocks) trained for "
-                f"{results['epochs']} epochs, and a test split of {results['dataset']['test']} images: a short "
-                "net with few blocks has fewer paths to fall back on than the paper's ResNet-110, so this run "
-                "says how this net behaves, not whether the paper's does.")
+    report.text(
+        f"One seed, ResNet-{preset.depth} ({len(results['single'])} blocks) trained for "
+        f"{results['epochs']} epochs, and a test split of {results['dataset']['test']} images: a short "
+        "net with few blocks has fewer paths to fall back on than the paper's ResNet-110, so this run "
+        "says how this net behaves, not whether the paper's does."
+    )
 
     figure, (left, right) = new_figure(9.5, 3.6, ncols=2)
     names = [r["block"] for r in results["single"]]
     x = np.arange(len(names))
     left.plot(x, [100 * r["residual_error"] for r in results["single"]], "o-", label="ResNet, block deleted")
-    plain_points = [(i, 100 * r["plain_error"]) for i, r in enumerate(results["single"])
-                    if r["plain_error"] is not None]
+    plain_points = [
+        (i, 100 * r["plain_error"]) for i, r in enumerate(results["single"]) if r["plain_error"] is not None
+    ]
     if plain_points:
         left.plot(*zip(*plain_points), "s--", label="plain, block deleted")
     left.axhline(100 * base["residual"], color="C0", alpha=0.5, linewidth=1, label="ResNet intact")
@@ -304,10 +366,22 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: L
     left.legend(fontsize=6, loc="upper center", ncol=2)
     by_k = results["random_by_k"]
     ks = [r["k"] for r in by_k]
-    right.errorbar(ks, [100 * r["residual_mean"] for r in by_k], yerr=[100 * r["residual_std"] for r in by_k],
-                   fmt="o-", capsize=3, label="ResNet")
-    right.errorbar(ks, [100 * r["plain_mean"] for r in by_k], yerr=[100 * r["plain_std"] for r in by_k],
-                   fmt="s--", capsize=3, label="plain")
+    right.errorbar(
+        ks,
+        [100 * r["residual_mean"] for r in by_k],
+        yerr=[100 * r["residual_std"] for r in by_k],
+        fmt="o-",
+        capsize=3,
+        label="ResNet",
+    )
+    right.errorbar(
+        ks,
+        [100 * r["plain_mean"] for r in by_k],
+        yerr=[100 * r["plain_std"] for r in by_k],
+        fmt="s--",
+        capsize=3,
+        label="plain",
+    )
     right.set_xlabel("k blocks deleted at random")
     right.set_ylabel("test error (%)")
     right.set_title("k random blocks deleted (mean, std over draws)", fontsize=9)

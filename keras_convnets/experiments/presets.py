@@ -31,8 +31,10 @@ def check_int_tuple(argument: str, value: Any, *, length: int | None = None) -> 
         items = tuple(value)
     except TypeError:
         items = None
-    if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items) or (
-        length is not None and len(items) != length
+    if (
+        not items
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items)
+        or (length is not None and len(items) != length)
     ):
         size = f"{length} " if length else ""
         raise ValueError(f"`{argument}` must be a tuple of {size}positive integers. Received: {argument}={value!r}")

@@ -103,8 +103,14 @@ class Report:
     `report.csv("errors.csv", rows)`, `report.text(markdown)`, `report.heading(text)`.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, title: str, *, command: str | None = None,
-                 wall_seconds: float | None = None):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        title: str,
+        *,
+        command: str | None = None,
+        wall_seconds: float | None = None,
+    ):
         if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
             raise TypeError(f"`output_dir` must be a directory path. Received: output_dir={output_dir!r}")
         self.output_dir = os.fspath(output_dir)

@@ -41,7 +41,7 @@ class Curves:
     @property
     def last_train_error(self) -> float:
         """The training error of the last points (the final stretch of the training curve)."""
-        tail = self.train_error[-max(1, len(self.train_error) // 10):]
+        tail = self.train_error[-max(1, len(self.train_error) // 10) :]
         return float(np.mean(tail)) if tail else float("nan")
 
 
@@ -79,8 +79,9 @@ class Evaluator:
     """Errors of a model on a fixed split, computed in inference mode. A split that fits in `memory_limit` bytes
     (as float32) is held in memory as arrays; a larger one is streamed from its pipeline at every evaluation."""
 
-    def __init__(self, dataset, *, num_examples: int | None = None, image_size: int | None = None,
-                 memory_limit: int = 1 << 30):
+    def __init__(
+        self, dataset, *, num_examples: int | None = None, image_size: int | None = None, memory_limit: int = 1 << 30
+    ):
         self.dataset = dataset
         size = None if num_examples is None or image_size is None else num_examples * image_size**2 * 3 * 4
         self.images = self.labels = None
@@ -182,18 +183,30 @@ def train(
         run_eagerly=run_eagerly,
     )
     train_ds = data_lib.train_pipeline(
-        data, batch_size=batch_size, image_size=image_size, augmentation=recipe.augmentation,
-        preprocessing=preprocessing, seed=seed, epochs=epochs,
+        data,
+        batch_size=batch_size,
+        image_size=image_size,
+        augmentation=recipe.augmentation,
+        preprocessing=preprocessing,
+        seed=seed,
+        epochs=epochs,
     )
-    train_eval, test_eval = evaluators or make_evaluators(data, image_size=image_size, recipe=recipe,
-                                                          preprocessing=preprocessing)
+    train_eval, test_eval = evaluators or make_evaluators(
+        data, image_size=image_size, recipe=recipe, preprocessing=preprocessing
+    )
     curves = Curves(name=name, epochs=epochs, steps_per_epoch=steps, params=int(model.count_params()))
     forward = None if run_eagerly else tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     every = max(1, (epochs * steps) // max(1, points))
     start = time.perf_counter()
     with quiet_retracing():
-        model.fit(train_ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
-                  callbacks=[_CurveCallback(curves, test_eval, every, forward)])
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            verbose=0,
+            shuffle=False,
+            callbacks=[_CurveCallback(curves, test_eval, every, forward)],
+        )
         curves.seconds = time.perf_counter() - start
         curves.final_train_error = train_eval.error(model, compiled=forward)
         curves.final_test_error = test_eval.error(model, compiled=forward)
@@ -205,8 +218,12 @@ def make_evaluators(data, *, image_size: int, recipe, preprocessing) -> tuple[Ev
 
     def split(which):
         pipeline = data_lib.eval_pipeline(
-            data, batch_size=256, image_size=image_size, augmentation=recipe.augmentation,
-            preprocessing=preprocessing, split=which,
+            data,
+            batch_size=256,
+            image_size=image_size,
+            augmentation=recipe.augmentation,
+            preprocessing=preprocessing,
+            split=which,
         )
         count = data.num_train if which == "train" else data.num_test
         return Evaluator(pipeline, num_examples=count, image_size=image_size)
@@ -217,8 +234,9 @@ def make_evaluators(data, *, image_size: int, recipe, preprocessing) -> tuple[Ev
 def recipe_preprocessing(recipe, data, *, image_size: int):
     from keras_convnets import data as data_lib
 
-    return data_lib.compute_preprocessing(recipe.preprocessing, data, image_size=image_size,
-                                          augmentation=recipe.augmentation)
+    return data_lib.compute_preprocessing(
+        recipe.preprocessing, data, image_size=image_size, augmentation=recipe.augmentation
+    )
 
 
 @dataclass
@@ -240,21 +258,27 @@ def prepare(base_preset, overrides: dict[str, Any], *, check, dataset: str | Non
     """Apply `overrides` (and `dataset`) to `base_preset`, `check` it, then load and prepare the data
     with the preset's recipe. The presets carry `recipe`, `dataset`, `max_train`, `max_test`,
     `batch_size`, `epochs` and `image_size`."""
-    from keras_convnets.trainer import recipes as recipes_lib
     from keras_convnets.experiments import presets
+    from keras_convnets.trainer import recipes as recipes_lib
 
     if dataset is not None:
         overrides = {**overrides, "dataset": dataset}
     preset = presets.with_overrides(base_preset, overrides)
     check(preset)
     recipe = recipes_lib.get_recipe(preset.recipe)
-    data = load_data(preset.dataset, data_dir=data_dir, max_train=preset.max_train, max_test=preset.max_test,
-                     batch_size=preset.batch_size)
+    data = load_data(
+        preset.dataset,
+        data_dir=data_dir,
+        max_train=preset.max_train,
+        max_test=preset.max_test,
+        batch_size=preset.batch_size,
+    )
     steps = data.num_train // preset.batch_size
     epochs = preset.epochs or recipes_lib.default_epochs(recipe, steps, preset.batch_size)
     preprocessing = recipe_preprocessing(recipe, data, image_size=preset.image_size)
-    train_eval, test_eval = make_evaluators(data, image_size=preset.image_size, recipe=recipe,
-                                            preprocessing=preprocessing)
+    train_eval, test_eval = make_evaluators(
+        data, image_size=preset.image_size, recipe=recipe, preprocessing=preprocessing
+    )
     return Setup(preset, recipe, data, steps, epochs, preprocessing, train_eval, test_eval)
 
 
@@ -263,6 +287,14 @@ def curves_rows(all_curves: list[Curves], **extra) -> list[dict]:
     rows = []
     for c in all_curves:
         for i, it in enumerate(c.iterations):
-            rows.append({"run": c.name, **extra, "iteration": it, "train_error": c.train_error[i],
-                         "train_loss": c.train_loss[i], "test_error": c.test_error[i]})
+            rows.append(
+                {
+                    "run": c.name,
+                    **extra,
+                    "iteration": it,
+                    "train_error": c.train_error[i],
+                    "train_loss": c.train_loss[i],
+                    "test_error": c.test_error[i],
+                }
+            )
     return rows

@@ -36,8 +36,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from keras_convnets.models import common
 from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.models import common
 
 SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
@@ -195,8 +195,14 @@ class InferenceGraph:
     With `strip_aux=False` auxiliary heads are served too, as `aux1_probabilities`, `aux1_logits`, ...
     """
 
-    def __init__(self, model, *, strip_aux: bool = True, include_preprocessing: bool = True,
-                 preprocessing: Preprocessing | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        strip_aux: bool = True,
+        include_preprocessing: bool = True,
+        preprocessing: Preprocessing | None = None,
+    ):
         import keras
 
         if not isinstance(model, keras.Model):
@@ -285,7 +291,7 @@ class InferenceGraph:
 
         chunks = []
         for start in range(0, len(images), batch_size):
-            x = self._inputs(images[start:start + batch_size])
+            x = self._inputs(images[start : start + batch_size])
             out = self.model(x, training=False)
             if isinstance(out, dict):
                 out = out["predictions"]
@@ -330,9 +336,7 @@ def _write_saved_model(graph: InferenceGraph, path: str) -> None:
 
 def check_destination(path: str, overwrite: bool) -> None:
     if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(
-            f"The destination {path!r} exists; pass `overwrite=True` (`--overwrite`) to replace it."
-        )
+        raise FileExistsError(f"The destination {path!r} exists; pass `overwrite=True` (`--overwrite`) to replace it.")
 
 
 @contextlib.contextmanager
@@ -459,8 +463,9 @@ def split_calibration(
 # ------------------------------------------------------------------------------------------- TFLite
 
 
-def tflite_converter(saved_model_dir: str, quantization: str | None, calibration: np.ndarray | None,
-                     int8_io: str | None):
+def tflite_converter(
+    saved_model_dir: str, quantization: str | None, calibration: np.ndarray | None, int8_io: str | None
+):
     """The TFLite converter of the SavedModel's `serving_default` signature for one quantization mode."""
     import tensorflow as tf
 
@@ -543,13 +548,13 @@ class SavedModel:
 
         path = os.fspath(path)
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise ValueError(
-                f"`model` must be a SavedModel directory (with saved_model.pb). Received: model={path!r}"
-            )
+            raise ValueError(f"`model` must be a SavedModel directory (with saved_model.pb). Received: model={path!r}")
         try:
             self._loaded = tf.saved_model.load(path)
         except Exception as error:  # TF raises several types for a corrupt SavedModel
-            raise ValueError(f"`model` could not be loaded as a SavedModel. Received: model={path!r} ({error})") from error
+            raise ValueError(
+                f"`model` could not be loaded as a SavedModel. Received: model={path!r} ({error})"
+            ) from error
         self.path = path
         if SIGNATURE not in self._loaded.signatures:
             raise ValueError(
@@ -575,7 +580,7 @@ class SavedModel:
         dtype = function.structured_input_signature[1][INPUT_NAME].dtype
         chunks: dict[str, list] = {}
         for start in range(0, len(images), batch_size):
-            batch = tf.constant(np.asarray(images[start:start + batch_size]), dtype=dtype)
+            batch = tf.constant(np.asarray(images[start : start + batch_size]), dtype=dtype)
             for name, value in function(**{INPUT_NAME: batch}).items():
                 chunks.setdefault(name, []).append(value.numpy())
         return {name: np.concatenate(values) for name, values in chunks.items()}
@@ -614,10 +619,14 @@ def export_saved_model(
     `probabilities` and, where the head has them, `logits`. Raises `ParityError` (nothing written) when the
     probabilities of either signature differ from Keras by 1e-5 or more.
     """
-    graph = InferenceGraph(model, strip_aux=strip_aux, include_preprocessing=include_preprocessing,
-                           preprocessing=preprocessing)
-    images = as_pixels(as_images(parity_data, graph.input_shape, argument="parity_data")) \
-        if parity_data is not None else random_images(graph.input_shape)
+    graph = InferenceGraph(
+        model, strip_aux=strip_aux, include_preprocessing=include_preprocessing, preprocessing=preprocessing
+    )
+    images = (
+        as_pixels(as_images(parity_data, graph.input_shape, argument="parity_data"))
+        if parity_data is not None
+        else random_images(graph.input_shape)
+    )
     reference = graph.reference(images)
     with staged(path, overwrite=overwrite) as (staging, _):
         _write_saved_model(graph, staging)
@@ -629,7 +638,9 @@ def _tflite_artifact(quantization: str | None) -> str:
     return f"tflite_{quantization or 'float32'}"
 
 
-def _convert_checked(saved_model_dir: str, quantization, calibration, int8_io, images, reference) -> tuple[bytes, Parity]:
+def _convert_checked(
+    saved_model_dir: str, quantization, calibration, int8_io, images, reference
+) -> tuple[bytes, Parity]:
     converter = tflite_converter(saved_model_dir, quantization, calibration, int8_io)
     with warnings.catch_warnings():  # int8 calibration runs tf.lite.Interpreter internally; we run LiteRT
         warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
@@ -746,11 +757,19 @@ def load_run(path: str | os.PathLike) -> Run:
     try:
         model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors ... for a bad file
-        raise ValueError(f"`source` could not be loaded as a Keras model. Received: source={model_path!r} ({error})") from error
+        raise ValueError(
+            f"`source` could not be loaded as a Keras model. Received: source={model_path!r} ({error})"
+        ) from error
     prep_path = os.path.join(directory, "preprocessing.json")
     preprocessing = Preprocessing.load(prep_path) if os.path.isfile(prep_path) else None
-    return Run(name, model, preprocessing, read_labels(os.path.join(directory, "labels.txt")),
-               _read_json(os.path.join(directory, "metrics.json")), _read_json(os.path.join(directory, "run.json")))
+    return Run(
+        name,
+        model,
+        preprocessing,
+        read_labels(os.path.join(directory, "labels.txt")),
+        _read_json(os.path.join(directory, "metrics.json")),
+        _read_json(os.path.join(directory, "run.json")),
+    )
 
 
 def tflite_filename(quantization: str | None) -> str:
@@ -775,8 +794,10 @@ def _preprocessing_card(preprocessing: Preprocessing | None) -> dict:
         return {"mode": "none", "in_graph": False}
     config = preprocessing.get_config()
     if preprocessing.mean.ndim == 3:  # a mean image: summarise, the full array is in the graph
-        config["mean"] = {"shape": list(preprocessing.mean.shape),
-                          "per_channel_average": preprocessing.mean.reshape(-1, preprocessing.mean.shape[-1]).mean(0).tolist()}
+        config["mean"] = {
+            "shape": list(preprocessing.mean.shape),
+            "per_channel_average": preprocessing.mean.reshape(-1, preprocessing.mean.shape[-1]).mean(0).tolist(),
+        }
     return {**config, "in_graph": True}
 
 
@@ -815,9 +836,7 @@ def export_bundle(
     run = source if isinstance(source, Run) else load_run(source)
     graph = InferenceGraph(run.model, preprocessing=run.preprocessing)
     if run.labels is not None and len(run.labels) != graph.classes:
-        raise ValueError(
-            f"labels.txt has {len(run.labels)} names but the model has {graph.classes} classes."
-        )
+        raise ValueError(f"labels.txt has {len(run.labels)} names but the model has {graph.classes} classes.")
     splits = {q: split_calibration(q, graph.input_shape, representative_data, parity_data) for q in quantizations}
     float_images = split_calibration(None, graph.input_shape, representative_data, parity_data)[1]
     parities: dict[str, Parity] = {}
@@ -839,8 +858,9 @@ def export_bundle(
             parities["keras"] = _require(measure_parity("keras", outputs, graph.reference(float_images)))
         for quantization in quantizations:
             calibration, images = splits[quantization]
-            content, parity = _convert_checked(saved_model_dir, quantization, calibration, int8_io, images,
-                                               graph.reference(images))
+            content, parity = _convert_checked(
+                saved_model_dir, quantization, calibration, int8_io, images, graph.reference(images)
+            )
             with open(os.path.join(staging, tflite_filename(quantization)), "wb") as f:
                 f.write(content)
             parities[parity.artifact] = parity
@@ -889,7 +909,9 @@ def load_image(path: str | os.PathLike, size: Sequence[int]) -> np.ndarray:
     try:
         image = tf.io.decode_image(data, expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, ValueError) as error:
-        raise ValueError(f"`image` could not be decoded (JPEG, PNG, GIF or BMP expected). Received: image={path!r}") from error
+        raise ValueError(
+            f"`image` could not be decoded (JPEG, PNG, GIF or BMP expected). Received: image={path!r}"
+        ) from error
     height, width, channels = size
     if image.shape[-1] != channels:
         raise ValueError(
@@ -930,7 +952,8 @@ class Predictor:
         self.input_shape = self.model.input_shape
         here = os.path.dirname(target) if target.endswith(".tflite") else target
         self.labels = read_labels(os.path.join(here, "labels.txt")) or read_labels(
-            os.path.join(os.path.dirname(here), "labels.txt"))
+            os.path.join(os.path.dirname(here), "labels.txt")
+        )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for raw-pixel images at the model's size."""
@@ -953,15 +976,18 @@ class Predictor:
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
-def directory_images(directory: str | os.PathLike, shape: Sequence[int], *, count: int = 200,
-                     seed: int = 0) -> np.ndarray:
+def directory_images(
+    directory: str | os.PathLike, shape: Sequence[int], *, count: int = 200, seed: int = 0
+) -> np.ndarray:
     """Up to `count` images of a directory tree (JPEG, PNG, GIF, BMP; shuffled with `seed` so that class
     folders mix), decoded and resized to `shape`: representative data for int8 quantization."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise ValueError(f"`representative_dir` must be a directory of images. Received: {directory!r}")
     files = sorted(
-        os.path.join(root, name) for root, _, names in os.walk(directory) for name in names
+        os.path.join(root, name)
+        for root, _, names in os.walk(directory)
+        for name in names
         if name.lower().endswith(IMAGE_EXTENSIONS)
     )
     if not files:
@@ -983,7 +1009,9 @@ def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_di
         try:
             data = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True)
         except Exception as error:  # tfds raises AssertionError, ValueError, DatasetNotFoundError ...
-            errors.append(f"{split}: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}")
+            errors.append(
+                f"{split}: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+            )
             continue
         height, width, _ = shape
         data = data.take(count).map(
@@ -991,6 +1019,5 @@ def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_di
         )
         return as_images(data.batch(64), shape, argument="dataset", limit=count)
     raise ValueError(
-        f"The run's dataset {name!r} is not available offline ({errors[-1]}); pass images with "
-        "`--representative-dir`."
+        f"The run's dataset {name!r} is not available offline ({errors[-1]}); pass images with `--representative-dir`."
     )

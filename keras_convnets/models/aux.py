@@ -29,9 +29,7 @@ AUX_PREFIX = "aux"
 
 def check_aux_loss_weight(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(
-            f"`aux_loss_weight` must be a non-negative number. Received: aux_loss_weight={value!r}"
-        )
+        raise ValueError(f"`aux_loss_weight` must be a non-negative number. Received: aux_loss_weight={value!r}")
     return float(value)
 
 
@@ -68,8 +66,7 @@ class AuxClassifierModel(keras.Model):
     def default_loss_weights(self) -> dict[str, float]:
         return {key: (1.0 if key == MAIN_OUTPUT else self.aux_loss_weight) for key in self.head_names}
 
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None, **kwargs):
         """`keras.Model.compile`, with one loss spread over every head (see the module docstring)."""
         if loss is not None and not isinstance(loss, (dict, list, tuple)):
             loss = {key: loss for key in self.head_names}

@@ -197,8 +197,7 @@ def inception_module(x, spec: InceptionSpec, *, norm: str | None, variant: str, 
     return layers.Concatenate(axis=common.channel_axis(), name=f"{name}_concat")([branch1, branch2, branch3, branch4])
 
 
-def aux_head(x, name: str, *, classes: int, classifier_activation: Any, norm: str | None, variant: str,
-             dropout: float):
+def aux_head(x, name: str, *, classes: int, classifier_activation: Any, norm: str | None, variant: str, dropout: float):
     """Section 5's auxiliary classifier: pool, 1x1 conv 128, FC 1024 + ReLU, dropout, FC `classes`."""
     if variant == "torchvision":
         x = layers.AdaptiveAveragePooling2D(TORCHVISION_AUX_GRID, name=f"{name}_pool")(x)
@@ -270,9 +269,7 @@ def GoogLeNet(
     common.check_fraction("aux_dropout", aux_dropout)
     aux_loss_weight = check_aux_loss_weight(aux_loss_weight)
     if isinstance(reduction_scale, bool) or not isinstance(reduction_scale, (int, float)) or not reduction_scale > 0:
-        raise ValueError(
-            f"`reduction_scale` must be a positive number. Received: reduction_scale={reduction_scale!r}"
-        )
+        raise ValueError(f"`reduction_scale` must be a positive number. Received: reduction_scale={reduction_scale!r}")
     table = check_table(table)
     net_minimum = minimum_size(variant, aux_logits=False)
     input_shape = common.resolve_input_shape(
@@ -304,8 +301,9 @@ def GoogLeNet(
     x = max_pool(x, "pool2")
 
     aux_outputs = {}
-    head = dict(classes=classes, classifier_activation=classifier_activation, norm=norm, variant=variant,
-                dropout=aux_dropout)
+    head = dict(
+        classes=classes, classifier_activation=classifier_activation, norm=norm, variant=variant, dropout=aux_dropout
+    )
     for index, spec in enumerate(table):
         if index and spec.name[0] != table[index - 1].name[0]:
             stage = table[index - 1].name[0]

@@ -68,7 +68,12 @@ AUX_AFTER = "6e"
 def unit(x, filters: int, kernel, *, strides: int = 1, padding: str = "same", name: str):
     """Conv (no bias) -> BN -> ReLU: torchvision's BasicConv2d."""
     x = layers.Conv2D(
-        filters, kernel, strides=strides, padding=padding, use_bias=False, kernel_initializer="he_normal",
+        filters,
+        kernel,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer="he_normal",
         name=f"{name}_conv",
     )(x)
     x = layers.BatchNormalization(

@@ -49,7 +49,9 @@ class IdentityShortcut(keras.layers.Layer):
         if self.channels_last:
             missing = self.filters - ops.shape(x)[-1]
             return ops.pad(x, [[0, 0], [0, 0], [0, 0], [0, missing]]) if self._static_missing(x) else x
-        return ops.pad(x, [[0, 0], [0, self.filters - ops.shape(x)[1]], [0, 0], [0, 0]]) if self._static_missing(x) else x
+        return (
+            ops.pad(x, [[0, 0], [0, self.filters - ops.shape(x)[1]], [0, 0], [0, 0]]) if self._static_missing(x) else x
+        )
 
     def _static_missing(self, x) -> bool:
         channels = x.shape[-1] if self.channels_last else x.shape[1]
@@ -157,8 +159,14 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         if training and self.trainable:
             empty = tf.zeros([0], tf.float32)
             outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
-                data_format=data_format, is_training=True,
+                x=inputs,
+                scale=gamma,
+                offset=beta,
+                mean=empty,
+                variance=empty,
+                epsilon=self.epsilon,
+                data_format=data_format,
+                is_training=True,
             )
             # The kernel returns the unbiased (n / (n - 1)) batch variance; Keras averages the biased one.
             shape = tf.shape(inputs)
@@ -169,8 +177,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
         else:
             outputs, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=gamma, offset=beta, mean=ops.cast(self.moving_mean, "float32"),
-                variance=ops.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
-                data_format=data_format, is_training=False,
+                x=inputs,
+                scale=gamma,
+                offset=beta,
+                mean=ops.cast(self.moving_mean, "float32"),
+                variance=ops.cast(self.moving_variance, "float32"),
+                epsilon=self.epsilon,
+                data_format=data_format,
+                is_training=False,
             )
         return ops.cast(outputs, self.compute_dtype)

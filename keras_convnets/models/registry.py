@@ -42,9 +42,7 @@ def get_builder(name: str) -> Callable[..., keras.Model]:
         return _MODELS[key]
     close = difflib.get_close_matches(key, list(_MODELS), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"Unknown model name.{hint} Available models: {', '.join(_MODELS)}. Received: name={name!r}"
-    )
+    raise ValueError(f"Unknown model name.{hint} Available models: {', '.join(_MODELS)}. Received: name={name!r}")
 
 
 def get_model(name: str, **kwargs: Any) -> keras.Model:

@@ -14,8 +14,8 @@ from typing import Any, Sequence
 import keras
 from keras import layers
 
-from keras_convnets.models import common
 from keras_convnets import weights as pretrained_weights
+from keras_convnets.models import common
 from keras_convnets.models.layers import IdentityShortcut
 from keras_convnets.models.registry import register_model
 
@@ -271,8 +271,16 @@ def ResNet(
     spec = imagenet_spec(depth)
     prefix = "resnet" if options.get("residual", True) else "plainnet"
     return build_resnet(
-        spec, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
-        name=name or f"{prefix}{depth}", **options,
+        spec,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name=name or f"{prefix}{depth}",
+        **options,
     )
 
 
@@ -297,8 +305,17 @@ def CifarResNet(
     spec = cifar_spec(depth)
     prefix = "resnet" if options.get("residual", True) else "plainnet"
     return build_resnet(
-        spec, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
-        name=name or f"{prefix}{depth}", shortcut=shortcut, **options,
+        spec,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name=name or f"{prefix}{depth}",
+        shortcut=shortcut,
+        **options,
     )
 
 
@@ -325,8 +342,16 @@ def _variant(depth: int, *, cifar: bool, residual: bool):
                 raise TypeError(f"{prefix}{depth} has no shortcuts; `{bad}` is not an option of plain nets.")
             options["residual"] = False
         return family(
-            depth, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation,
-            name, **options,
+            depth,
+            include_top,
+            weights,
+            input_tensor,
+            input_shape,
+            pooling,
+            classes,
+            classifier_activation,
+            name,
+            **options,
         )
 
     builder.__name__ = builder.__qualname__ = f"{prefix}{depth}"

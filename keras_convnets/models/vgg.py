@@ -50,7 +50,10 @@ def VGG(
     if depth not in VGG_CONFIGS:
         raise ValueError(f"`depth` of a VGG must be one of {', '.join(map(str, VGG_CONFIGS))}. Received: depth={depth}")
     common.check_head_arguments(
-        include_top=include_top, weights=weights, pooling=pooling, classes=classes,
+        include_top=include_top,
+        weights=weights,
+        pooling=pooling,
+        classes=classes,
         classifier_activation=classifier_activation,
     )
     if not isinstance(batch_norm, bool):
@@ -59,7 +62,12 @@ def VGG(
     common.check_int("fc_units", fc_units, minimum=1)
     regularizer = keras.regularizers.get(kernel_regularizer)
     input_shape = common.resolve_input_shape(
-        input_shape, input_tensor, default_size=224, min_size=32, include_top=include_top, head_needs_size=True,
+        input_shape,
+        input_tensor,
+        default_size=224,
+        min_size=32,
+        include_top=include_top,
+        head_needs_size=True,
     )
     image, inputs = common.model_input(input_shape, input_tensor)
     x = image
@@ -71,8 +79,13 @@ def VGG(
             continue
         prefix = f"block{block}_conv{conv}"
         x = layers.Conv2D(
-            item, 3, padding="same", use_bias=not batch_norm, kernel_regularizer=regularizer,
-            activation=None if batch_norm else "relu", name=prefix,
+            item,
+            3,
+            padding="same",
+            use_bias=not batch_norm,
+            kernel_regularizer=regularizer,
+            activation=None if batch_norm else "relu",
+            name=prefix,
         )(x)
         if batch_norm:
             x = FusedBatchNormalization(
@@ -86,11 +99,11 @@ def VGG(
             x = layers.Dense(fc_units, activation="relu", kernel_regularizer=regularizer, name=f"fc{index}")(x)
             if dropout:
                 x = layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=regularizer,
-                         name="predictions")(x)
+        x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=regularizer, name="predictions")(
+            x
+        )
     else:
-        x = common.classifier_head(x, include_top=False, pooling=pooling, classes=classes,
-                                   classifier_activation=None)
+        x = common.classifier_head(x, include_top=False, pooling=pooling, classes=classes, classifier_activation=None)
     suffix = "_bn" if batch_norm else ""
     return common.build_model(inputs, x, name or f"vgg{depth}{suffix}", weights)
 
@@ -107,8 +120,18 @@ def _variant(depth: int):
         name: str | None = None,
         **options: Any,
     ) -> keras.Model:
-        return VGG(depth, include_top, weights, input_tensor, input_shape, pooling, classes,
-                   classifier_activation, name, **options)
+        return VGG(
+            depth,
+            include_top,
+            weights,
+            input_tensor,
+            input_shape,
+            pooling,
+            classes,
+            classifier_activation,
+            name,
+            **options,
+        )
 
     builder.__name__ = builder.__qualname__ = f"VGG{depth}"
     builder.__doc__ = f"VGG-{depth} (configuration of the paper's Table 1). Arguments as in `VGG`."

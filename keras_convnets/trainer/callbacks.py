@@ -22,9 +22,9 @@ import time
 from typing import Callable
 
 import keras
+import numpy as np
 
 from keras_convnets.utils.io import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
-import numpy as np
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})$")
 WEIGHTS_FILE = "weights.weights.h5"
@@ -62,7 +62,11 @@ def latest_checkpoint(directory: str) -> str | None:
     for name in os.listdir(directory):
         match = CHECKPOINT_PATTERN.match(name)
         path = os.path.join(directory, name)
-        if match and os.path.isfile(os.path.join(path, WEIGHTS_FILE)) and os.path.isfile(os.path.join(path, STATE_FILE)):
+        if (
+            match
+            and os.path.isfile(os.path.join(path, WEIGHTS_FILE))
+            and os.path.isfile(os.path.join(path, STATE_FILE))
+        ):
             found.append((int(match.group(1)), path))
     return max(found)[1] if found else None
 
@@ -179,9 +183,7 @@ class RunRecorder(keras.callbacks.Callback):
         return final
 
     def _prune(self) -> None:
-        epochs = sorted(
-            int(m.group(1)) for m in map(CHECKPOINT_PATTERN.match, os.listdir(self.checkpoint_dir)) if m
-        )
+        epochs = sorted(int(m.group(1)) for m in map(CHECKPOINT_PATTERN.match, os.listdir(self.checkpoint_dir)) if m)
         for old in epochs[: -self.keep]:
             shutil.rmtree(os.path.join(self.checkpoint_dir, f"epoch-{old:04d}"), ignore_errors=True)
 

@@ -26,7 +26,9 @@ def _tf_config() -> dict:
     try:
         config = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ValueError(f"The `TF_CONFIG` environment variable is not valid JSON: {error}. Received: TF_CONFIG={raw!r}") from None
+        raise ValueError(
+            f"The `TF_CONFIG` environment variable is not valid JSON: {error}. Received: TF_CONFIG={raw!r}"
+        ) from None
     if not isinstance(config, dict):
         raise ValueError(f"`TF_CONFIG` must be a JSON object with 'cluster' and 'task'. Received: TF_CONFIG={raw!r}")
     return config
@@ -79,7 +81,9 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     task_type, task_id = resolver.task_type, resolver.task_id
     if task_type is None:
         return True
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+    return task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:

@@ -23,8 +23,14 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         name: str = "sparse_categorical_crossentropy",
         dtype=None,
     ):
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
-            raise ValueError(f"`label_smoothing` must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}")
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, (int, float))
+            or not 0 <= label_smoothing < 1
+        ):
+            raise ValueError(
+                f"`label_smoothing` must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}"
+            )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.label_smoothing = float(label_smoothing)
         self.from_logits = from_logits

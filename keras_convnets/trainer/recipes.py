@@ -145,9 +145,7 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe
     if recipe not in RECIPES:
-        raise ValueError(
-            f"`recipe` must be one of {', '.join(map(repr, RECIPES))}. Received: recipe={recipe!r}"
-        )
+        raise ValueError(f"`recipe` must be one of {', '.join(map(repr, RECIPES))}. Received: recipe={recipe!r}")
     return RECIPES[recipe]
 
 
@@ -159,8 +157,8 @@ def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
     if key in ("googlenet", "inception_v3", "inceptionv3"):
         return RECIPES["googlenet" if key == "googlenet" else "inception_v3"]
     for prefix in ("resnet", "plainnet"):
-        if key.startswith(prefix) and key[len(prefix):].isdigit():
-            depth = int(key[len(prefix):])
+        if key.startswith(prefix) and key[len(prefix) :].isdigit():
+            depth = int(key[len(prefix) :])
             return RECIPES["imagenet" if depth in (18, 34, 50, 101, 152) else "cifar"]
     if key.startswith("vgg"):
         return RECIPES["imagenet"]
@@ -234,7 +232,5 @@ def with_overrides(recipe: Recipe, **changes) -> Recipe:
     """A copy of `recipe` with some fields changed (`with_overrides(RECIPES["cifar"], learning_rate=0.05)`)."""
     unknown = set(changes) - set(Recipe.__dataclass_fields__)
     if unknown:
-        raise ValueError(
-            f"Unknown recipe fields {sorted(unknown)}. Fields: {', '.join(Recipe.__dataclass_fields__)}"
-        )
+        raise ValueError(f"Unknown recipe fields {sorted(unknown)}. Fields: {', '.join(Recipe.__dataclass_fields__)}")
     return replace(recipe, **changes)

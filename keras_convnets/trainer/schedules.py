@@ -59,7 +59,9 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         if warmup_learning_rate is not None:
             warmup_learning_rate = _check_positive("warmup_learning_rate", warmup_learning_rate)
         elif self.warmup_steps:
-            raise ValueError("`warmup_learning_rate` is required when `warmup_steps` > 0. Received: warmup_learning_rate=None")
+            raise ValueError(
+                "`warmup_learning_rate` is required when `warmup_steps` > 0. Received: warmup_learning_rate=None"
+            )
         self.warmup_learning_rate = warmup_learning_rate
         self.name = name
 

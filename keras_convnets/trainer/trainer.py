@@ -22,18 +22,28 @@ from typing import Any, Callable
 import keras
 import tensorflow as tf
 
-from keras_convnets.trainer import callbacks as run_callbacks
 from keras_convnets import data as data_lib
-from keras_convnets.trainer import distribute, recipes
 from keras_convnets.data.preprocessing import Preprocessing
 from keras_convnets.models.registry import get_builder
+from keras_convnets.trainer import callbacks as run_callbacks
+from keras_convnets.trainer import distribute, recipes
 
 MIXED_PRECISION = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = ("auto", True, False)
 RECIPE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224, "googlenet": 224, "inception_v3": 299}
 # run.json entries that must match for a directory to be resumed
-IDENTITY = ("model", "dataset", "num_classes", "image_size", "recipe", "batch_size", "epochs", "steps_per_epoch",
-            "seed", "model_options")
+IDENTITY = (
+    "model",
+    "dataset",
+    "num_classes",
+    "image_size",
+    "recipe",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "seed",
+    "model_options",
+)
 
 
 @dataclass
@@ -160,8 +170,9 @@ def _float32_copy(trained: keras.Model, build: Callable[[], keras.Model], *, los
         copy.aux_loss_weight = trained.aux_loss_weight
     copy.set_weights(trained.get_weights())
     optimizer = getattr(trained.optimizer, "inner_optimizer", trained.optimizer)
-    copy.compile(optimizer=type(optimizer).from_config(optimizer.get_config()), loss=loss, metrics=["accuracy"],
-                 jit_compile=jit)
+    copy.compile(
+        optimizer=type(optimizer).from_config(optimizer.get_config()), loss=loss, metrics=["accuracy"], jit_compile=jit
+    )
     return copy
 
 
@@ -253,8 +264,12 @@ def train(
     say = print_fn or (lambda *_: None)
     name = _model_name(model)
     model_options = dict(model_options or {})
-    for argument, value in (("epochs", epochs), ("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
-                            ("image_size", image_size)):
+    for argument, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("steps_per_epoch", steps_per_epoch),
+        ("image_size", image_size),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -379,7 +394,11 @@ def train(
         steps_per_epoch=steps,
     )
     eval_ds = data_lib.eval_pipeline(
-        data, batch_size=batch_size, image_size=image_size, augmentation=recipe.augmentation, preprocessing=preprocessing
+        data,
+        batch_size=batch_size,
+        image_size=image_size,
+        augmentation=recipe.augmentation,
+        preprocessing=preprocessing,
     )
     recorder = run_callbacks.RunRecorder(
         steps_per_epoch=steps,
@@ -419,8 +438,12 @@ def train(
         )
     if precision != "float32":  # the final model computes in float32: it loads, evaluates and exports anywhere
         with strategy.scope():
-            net = _float32_copy(net, lambda: _build(model, image_size=image_size, classes=data.num_classes,
-                                                    options=model_options), loss=loss, jit=jit)
+            net = _float32_copy(
+                net,
+                lambda: _build(model, image_size=image_size, classes=data.num_classes, options=model_options),
+                loss=loss,
+                jit=jit,
+            )
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             _prepare_for_multi_worker(net, strategy, eval_ds)
     scores = net.evaluate(eval_ds, verbose=0, return_dict=True)
@@ -453,8 +476,9 @@ def train(
             run_callbacks.plot_curves(history, os.path.join(output_dir, "curves.png"), title=f"{name} on {data.name}")
         run_callbacks.write_json_atomic(os.path.join(output_dir, "metrics.json"), metrics)
     if export_dir is not None and chief:
-        export_dir = export_model(net, os.fspath(export_dir), labels=data.labels, preprocessing=preprocessing,
-                                  metrics=metrics, info=config)
+        export_dir = export_model(
+            net, os.fspath(export_dir), labels=data.labels, preprocessing=preprocessing, metrics=metrics, info=config
+        )
     say(
         f"Test accuracy {100 * metrics['test_accuracy']:.2f}% (loss {metrics['test_loss']:.4f}) on {data.num_test} "
         f"images after {epochs} epochs, {metrics['seconds']:.0f} s."

@@ -43,11 +43,11 @@ from typing import Any, Callable, Mapping, Sequence
 import keras
 import keras_tuner
 
+from keras_convnets.analysis.profiler import profile
 from keras_convnets.models import common, resnet
-from keras_convnets.trainer import recipes
 from keras_convnets.models.aux import strip_aux
 from keras_convnets.models.googlenet import INCEPTION_TABLE, GoogLeNet
-from keras_convnets.analysis.profiler import profile
+from keras_convnets.trainer import recipes
 
 OBJECTIVE = "val_accuracy"
 TUNERS = ("random", "bayesian", "hyperband")
@@ -207,8 +207,9 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
             )
         from keras_convnets.trainer import schedules
 
-        return schedules.linear_scaling(self.recipe.learning_rate, self.batch_size or self.recipe.batch_size,
-                                        self.recipe.batch_size)
+        return schedules.linear_scaling(
+            self.recipe.learning_rate, self.batch_size or self.recipe.batch_size, self.recipe.batch_size
+        )
 
     def compile_model(self, model: keras.Model) -> None:
         from keras_convnets.trainer import resolve_jit_compile
@@ -295,7 +296,7 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
         epoch), else train it with `model.fit`."""
         callbacks = list(callbacks or [])
         cost = model_cost(model)
-        trial = next((getattr(c, "trial") for c in callbacks if hasattr(c, "trial") and hasattr(c, "tuner")), None)
+        trial = next((c.trial for c in callbacks if hasattr(c, "trial") and hasattr(c, "tuner")), None)
         if trial is not None:
             for metric, value in (("macs", cost.macs), ("params", cost.params)):
                 if not trial.metrics.exists(metric):
@@ -307,7 +308,9 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
         if self.recipe.schedule == "plateau" and kwargs.get("validation_data") is not None:
             callbacks.append(
                 keras.callbacks.ReduceLROnPlateau(
-                    monitor="val_accuracy", mode="max", factor=self.recipe.decay_factor,
+                    monitor="val_accuracy",
+                    mode="max",
+                    factor=self.recipe.decay_factor,
                     patience=self.recipe.plateau_patience,
                 )
             )
@@ -372,7 +375,9 @@ class ResNetHyperModel(BottleneckHyperModel):
             recipe = "cifar" if spec.stem == "cifar" else "imagenet"
         kwargs.setdefault("name", f"resnet{self.depth}")
         super().__init__(
-            input_shape=input_shape, classes=spec.default_classes if classes is None else classes, recipe=recipe,
+            input_shape=input_shape,
+            classes=spec.default_classes if classes is None else classes,
+            recipe=recipe,
             **kwargs,
         )
 
@@ -415,7 +420,9 @@ class ResNetHyperModel(BottleneckHyperModel):
         elif len(self.shortcuts) == 1:
             shortcut = hp.Fixed("shortcut", self.shortcuts[0])
         else:
-            shortcut = hp.Choice("shortcut", list(self.shortcuts), default="B" if "B" in self.shortcuts else self.shortcuts[0])
+            shortcut = hp.Choice(
+                "shortcut", list(self.shortcuts), default="B" if "B" in self.shortcuts else self.shortcuts[0]
+            )
         return {"bottleneck_width": widths, "shortcut": shortcut}
 
     def build_model(self, arguments: Mapping[str, Any]) -> keras.Model:
@@ -611,7 +618,8 @@ def format_trial_table(rows: Sequence[dict], *, objective: str = OBJECTIVE) -> s
         lines.append(
             [
                 row["trial_id"],
-                row["status"] if row["status"] != "FAILED" or not row["message"].startswith("Over budget")
+                row["status"]
+                if row["status"] != "FAILED" or not row["message"].startswith("Over budget")
                 else "OVER BUDGET",
                 *[str(row["values"].get(n, "")) for n in names],
                 "-" if row["macs"] is None else f"{row['macs']:,}",
@@ -634,9 +642,15 @@ def write_trial_csv(rows: Sequence[dict], path: str) -> None:
         writer.writerow(["trial_id", "status", *names, "macs", "params", "score", "message"])
         for row in rows:
             writer.writerow(
-                [row["trial_id"], row["status"], *[row["values"].get(n, "") for n in names],
-                 "" if row["macs"] is None else row["macs"], "" if row["params"] is None else row["params"],
-                 "" if row["score"] is None else row["score"], row["message"]]
+                [
+                    row["trial_id"],
+                    row["status"],
+                    *[row["values"].get(n, "") for n in names],
+                    "" if row["macs"] is None else row["macs"],
+                    "" if row["params"] is None else row["params"],
+                    "" if row["score"] is None else row["score"],
+                    row["message"],
+                ]
             )
 
 
@@ -671,15 +685,30 @@ def plot_pareto(
     if done:
         axes.scatter([p[0] / 1e6 for p in points], [p[1] for p in points], color="tab:blue", label="trials")
     if front:
-        axes.plot([points[i][0] / 1e6 for i in front], [points[i][1] for i in front], "o-", color="tab:red",
-                  label="Pareto front")
+        axes.plot(
+            [points[i][0] / 1e6 for i in front],
+            [points[i][1] for i in front],
+            "o-",
+            color="tab:red",
+            label="Pareto front",
+        )
         for i in front:
-            axes.annotate(done[i]["trial_id"], (points[i][0] / 1e6, points[i][1]), textcoords="offset points",
-                          xytext=(4, 4), fontsize=8)
+            axes.annotate(
+                done[i]["trial_id"],
+                (points[i][0] / 1e6, points[i][1]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
     if rejected:
         low = min(points, key=lambda p: p[1])[1] if points else 0.0
-        axes.scatter([r["macs"] / 1e6 for r in rejected], [low] * len(rejected), marker="x", color="gray",
-                     label="over budget (not trained)")
+        axes.scatter(
+            [r["macs"] / 1e6 for r in rejected],
+            [low] * len(rejected),
+            marker="x",
+            color="gray",
+            label="over budget (not trained)",
+        )
     if max_macs is not None:
         axes.axvline(max_macs / 1e6, color="gray", linestyle="--", label="max_macs")
     axes.set_xlabel("MACs per image (millions)")
@@ -729,8 +758,18 @@ class SearchResult:
     metrics: dict = field(default_factory=dict)
 
 
-SEARCH_IDENTITY = ("hypermodel", "dataset", "tuner", "epochs", "batch_size", "image_size", "max_macs", "max_params",
-                   "objective", "space")
+SEARCH_IDENTITY = (
+    "hypermodel",
+    "dataset",
+    "tuner",
+    "epochs",
+    "batch_size",
+    "image_size",
+    "max_macs",
+    "max_params",
+    "objective",
+    "space",
+)
 
 
 def _space_config(hp: keras_tuner.HyperParameters) -> list:
@@ -776,10 +815,10 @@ def search(
     `hypermodel.batch_size`, `.epochs` and `.steps_per_epoch` are set to this search's, for the recipe's schedule.
     """
     from keras_convnets import data as data_lib
-    from keras_convnets.trainer import distribute
-    from keras_convnets.trainer.callbacks import write_json_atomic, write_text_atomic
     from keras_convnets.data.preprocessing import Preprocessing
     from keras_convnets.export import FORMATS, Run, export_bundle
+    from keras_convnets.trainer import distribute
+    from keras_convnets.trainer.callbacks import write_json_atomic, write_text_atomic
 
     say = print_fn or (lambda *_: None)
     if not isinstance(hypermodel, BottleneckHyperModel):
@@ -793,12 +832,16 @@ def search(
     for value in export_formats:
         common.check_choice("export_formats", value, FORMATS)
     if resume and overwrite:
-        raise ValueError("`resume=True` and `overwrite=True` contradict each other. Received: resume=True, overwrite=True")
+        raise ValueError(
+            "`resume=True` and `overwrite=True` contradict each other. Received: resume=True, overwrite=True"
+        )
     directory = os.path.normpath(os.fspath(directory))
     project = os.path.join(directory, "tuner")
     exists = os.path.exists(os.path.join(project, "oracle.json"))
     if resume is True and not exists:
-        raise ValueError(f"`resume=True` needs a search in `directory`; {directory!r} holds none. Received: resume=True")
+        raise ValueError(
+            f"`resume=True` needs a search in `directory`; {directory!r} holds none. Received: resume=True"
+        )
     if resume is False and exists and not overwrite:
         raise ValueError(
             f"`directory` {directory!r} already holds a search: resume it (resume=True, `--resume`) or start over "
@@ -853,8 +896,10 @@ def search(
 
     fitting = hypermodel.check_budget(hyperparameters, tune_new_entries=tune_new_entries)
     if fitting is not None:
-        say(f"Budget: max_macs={hypermodel.max_macs}, max_params={hypermodel.max_params}; the narrowest configuration "
-            f"that fits has {fitting.macs:,} MACs and {fitting.params:,} parameters.")
+        say(
+            f"Budget: max_macs={hypermodel.max_macs}, max_params={hypermodel.max_params}; the narrowest configuration "
+            f"that fits has {fitting.macs:,} MACs and {fitting.params:,} parameters."
+        )
     else:  # no budget: build the default configuration once, so that builder errors surface here, not per trial
         default = hypermodel.cost(space)
         say(f"The default configuration has {default.macs:,} MACs and {default.params:,} parameters.")
@@ -872,24 +917,46 @@ def search(
     write_json_atomic(config_path, config)
 
     made = make_tuner(
-        tuner, hypermodel, directory=directory, project_name="tuner", objective=objective, max_trials=max_trials,
-        max_epochs=epochs, overwrite=overwrite, hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
-        distribution_strategy=distribution_strategy, seed=seed,
+        tuner,
+        hypermodel,
+        directory=directory,
+        project_name="tuner",
+        objective=objective,
+        max_trials=max_trials,
+        max_epochs=epochs,
+        overwrite=overwrite,
+        hyperparameters=hyperparameters,
+        tune_new_entries=tune_new_entries,
+        distribution_strategy=distribution_strategy,
+        seed=seed,
         max_consecutive_failed_trials=max_consecutive_failed_trials,
     )
     train_ds = data_lib.train_pipeline(
-        data, batch_size=batch_size, image_size=image_size, augmentation=recipe.augmentation,
-        preprocessing=preprocessing, seed=seed, epochs=epochs, steps_per_epoch=steps,
+        data,
+        batch_size=batch_size,
+        image_size=image_size,
+        augmentation=recipe.augmentation,
+        preprocessing=preprocessing,
+        seed=seed,
+        epochs=epochs,
+        steps_per_epoch=steps,
     )
     eval_ds = data_lib.eval_pipeline(
-        data, batch_size=batch_size, image_size=image_size, augmentation=recipe.augmentation, preprocessing=preprocessing
+        data,
+        batch_size=batch_size,
+        image_size=image_size,
+        augmentation=recipe.augmentation,
+        preprocessing=preprocessing,
     )
     before = len(made.oracle.trials)
-    say(f"Searching {hypermodel.name} widths on {data.name} with {tuner} search: up to {max_trials} trials "
-        f"({before} done), {epochs} epoch(s) of {steps} steps each, recipe {recipe.name!r}.")
+    say(
+        f"Searching {hypermodel.name} widths on {data.name} with {tuner} search: up to {max_trials} trials "
+        f"({before} done), {epochs} epoch(s) of {steps} steps each, recipe {recipe.name!r}."
+    )
     with _failed_trial_tracebacks(verbose > 0):
-        made.search(train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps, verbose=verbose,
-                    shuffle=False)
+        made.search(
+            train_ds, validation_data=eval_ds, epochs=epochs, steps_per_epoch=steps, verbose=verbose, shuffle=False
+        )
 
     rows = trial_rows(made)
     table = format_trial_table(rows, objective=objective)
@@ -897,11 +964,22 @@ def search(
     say(table)
     for row in rows:
         if row["status"] == "FAILED" and not row["message"].startswith("Over budget"):
-            say(f"Trial {row['trial_id']} failed: {row['message']} (traceback in "
-                f"{os.path.join(project, 'trial_' + row['trial_id'], 'trial.json')}).")
+            say(
+                f"Trial {row['trial_id']} failed: {row['message']} (traceback in "
+                f"{os.path.join(project, 'trial_' + row['trial_id'], 'trial.json')})."
+            )
     completed = [r for r in rows if r["score"] is not None]
-    pareto = plot_pareto(rows, os.path.join(directory, "pareto.png"), objective=objective,
-                         title=f"{hypermodel.name} on {data.name}", max_macs=hypermodel.max_macs) if plot else []
+    pareto = (
+        plot_pareto(
+            rows,
+            os.path.join(directory, "pareto.png"),
+            objective=objective,
+            title=f"{hypermodel.name} on {data.name}",
+            max_macs=hypermodel.max_macs,
+        )
+        if plot
+        else []
+    )
     if not completed:
         reasons = sorted({r["message"] for r in rows if r["message"]})
         raise ValueError(
@@ -934,9 +1012,11 @@ def search(
         run = Run(hypermodel.name, strip_aux(best), preprocessing, list(data.labels), dict(metrics), {"search": config})
         export_bundle(run, best_dir, formats=export_formats, overwrite=True)
         write_json_atomic(os.path.join(best_dir, "metrics.json"), metrics)
-    say(f"Best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {_describe(metrics['hyperparameters'])}"
+    say(
+        f"Best trial {best_trial.trial_id}: {objective} {best_trial.score:.4f} with {_describe(metrics['hyperparameters'])}"
         f" ({metrics['macs']:,} MACs, {metrics['params']:,} parameters)."
-        + (f" Exported to {os.path.join(directory, 'best')}." if export_formats else ""))
+        + (f" Exported to {os.path.join(directory, 'best')}." if export_formats else "")
+    )
     return SearchResult(
         tuner=made,
         rows=rows,

@@ -14,8 +14,14 @@ import shutil
 import tempfile
 from typing import Any, Iterator
 
-__all__ = ["atomic_directory", "atomic_write", "fsync_directory", "fsync_tree", "write_json_atomic",
-           "write_text_atomic"]
+__all__ = [
+    "atomic_directory",
+    "atomic_write",
+    "fsync_directory",
+    "fsync_tree",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def fsync_directory(path: str | os.PathLike) -> None:

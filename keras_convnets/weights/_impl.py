@@ -48,7 +48,10 @@ class WeightsFile:
 
 def _resnet_files(name: str, top_hash: str, notop_hash: str) -> dict[tuple[str, bool], WeightsFile]:
     stem = f"{name}_weights_tf_dim_ordering_tf_kernels"
-    return {(name, True): WeightsFile(f"{stem}.h5", top_hash), (name, False): WeightsFile(f"{stem}_notop.h5", notop_hash)}
+    return {
+        (name, True): WeightsFile(f"{stem}.h5", top_hash),
+        (name, False): WeightsFile(f"{stem}_notop.h5", notop_hash),
+    }
 
 
 # keras.applications `resnet.py`: BASE_WEIGHTS_PATH and WEIGHTS_HASHES, keyed by (model name, include_top).
@@ -210,9 +213,7 @@ def _keras_source_model(source: Any, key: str) -> keras.Model:
     try:
         reference.load_weights(path)
     except Exception as error:  # Keras raises ValueError, KeyError or OSError depending on the mismatch
-        raise ValueError(
-            f"`source` {path!r} does not hold keras.applications {key} weights: {error}"
-        ) from error
+        raise ValueError(f"`source` {path!r} does not hold keras.applications {key} weights: {error}") from error
     return reference
 
 
@@ -223,8 +224,12 @@ def _keras_layer_values(source: keras.Model) -> dict[str, tuple[dict[str, np.nda
         if not layer.weights:
             continue
         if isinstance(layer, keras.layers.BatchNormalization):
-            roles = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
-                     "moving_variance": layer.moving_variance}
+            roles = {
+                "gamma": layer.gamma,
+                "beta": layer.beta,
+                "moving_mean": layer.moving_mean,
+                "moving_variance": layer.moving_variance,
+            }
             values[layer.name] = ({k: np.asarray(v.numpy()) for k, v in roles.items() if v is not None}, layer.epsilon)
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             roles = {"kernel": layer.kernel, "bias": layer.bias}
@@ -244,8 +249,7 @@ def load_keras_applications(model: keras.Model, source: Any, model_name: str) ->
         values.pop("predictions", None)
     elif "predictions" not in values:
         raise ValueError(
-            f"The {label} source has no `predictions` layer (a no-top file): build the model with "
-            "`include_top=False`."
+            f"The {label} source has no `predictions` layer (a no-top file): build the model with `include_top=False`."
         )
     _assign(model, values, label)
     return model
@@ -332,8 +336,12 @@ def _assign(model: keras.Model, values: dict[str, tuple[dict[str, np.ndarray], f
                         f"epsilon {source_epsilon} into its moving variance; build with `bn_epsilon={source_epsilon}`."
                     )
                 source["moving_variance"] = variance
-            roles = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
-                     "moving_variance": layer.moving_variance}
+            roles = {
+                "gamma": layer.gamma,
+                "beta": layer.beta,
+                "moving_mean": layer.moving_mean,
+                "moving_variance": layer.moving_variance,
+            }
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             roles = {"kernel": layer.kernel, "bias": layer.bias}
         else:
@@ -391,7 +399,9 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
                 with np.load(path, allow_pickle=False) as archive:
                     raw = {key: archive[key] for key in archive.files}
             except Exception as error:  # zipfile, numpy and OS errors for a damaged archive
-                raise ValueError(f"The state dict file {path!r} cannot be read (truncated or corrupted?): {error}") from error
+                raise ValueError(
+                    f"The state dict file {path!r} cannot be read (truncated or corrupted?): {error}"
+                ) from error
         else:
             try:
                 import torch
@@ -404,7 +414,9 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
             try:
                 raw = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-                raise ValueError(f"The checkpoint {path!r} cannot be read (truncated or corrupted?): {error}") from error
+                raise ValueError(
+                    f"The checkpoint {path!r} cannot be read (truncated or corrupted?): {error}"
+                ) from error
             for wrapper in ("state_dict", "model"):
                 if isinstance(raw, Mapping) and isinstance(raw.get(wrapper), Mapping):
                     raw = raw[wrapper]
@@ -421,7 +433,7 @@ def read_state_dict(source: Any) -> dict[str, np.ndarray]:
             raise TypeError(f"State dict keys must be strings. Received key {key!r}")
         if key.endswith("num_batches_tracked"):
             continue
-        state[key[len("module."):] if key.startswith("module.") else key] = _torch_array(key, value)
+        state[key[len("module.") :] if key.startswith("module.") else key] = _torch_array(key, value)
     return state
 
 
@@ -456,8 +468,14 @@ def _googlenet_unit(unit: str) -> str | None:
     fixed = {"conv1_7x7": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3", "predictions": "fc"}
     if unit in fixed:
         return fixed[unit]
-    branches = {"1x1": "branch1", "3x3_reduce": "branch2.0", "3x3": "branch2.1", "5x5_reduce": "branch3.0",
-                "5x5": "branch3.1", "pool_proj": "branch4.1"}
+    branches = {
+        "1x1": "branch1",
+        "3x3_reduce": "branch2.0",
+        "3x3": "branch2.1",
+        "5x5_reduce": "branch3.0",
+        "5x5": "branch3.1",
+        "pool_proj": "branch4.1",
+    }
     match = re.fullmatch(r"inception(\d[a-e])_(.+)", unit)
     if match is not None and match.group(2) in branches:
         return f"inception{match.group(1)}.{branches[match.group(2)]}"
@@ -469,8 +487,12 @@ def _googlenet_unit(unit: str) -> str | None:
 
 def _inception_v3_unit(unit: str) -> str | None:
     """Our Inception v3 unit names (`keras_convnets.models.inception_v3`) -> torchvision's `inception_v3` modules."""
-    fixed = {"aux1_conv0": "AuxLogits.conv0", "aux1_conv1": "AuxLogits.conv1", "aux1": "AuxLogits.fc",
-             "predictions": "fc"}
+    fixed = {
+        "aux1_conv0": "AuxLogits.conv0",
+        "aux1_conv1": "AuxLogits.conv1",
+        "aux1": "AuxLogits.fc",
+        "predictions": "fc",
+    }
     if unit in fixed:
         return fixed[unit]
     match = re.fullmatch(r"conv(\d[a-b]_\dx\d)", unit)
@@ -548,10 +570,16 @@ def load_torchvision(model: keras.Model, state_dict_or_path: Any, model_name: st
         if module is None:
             raise ValueError(f"Layer {layer.name!r} of model {model.name!r} has no torchvision counterpart.")
         if isinstance(layer, keras.layers.BatchNormalization):
-            kind, roles = "bn", {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                                 "moving_variance": "running_var"}
-            variables = {"gamma": layer.gamma, "beta": layer.beta, "moving_mean": layer.moving_mean,
-                         "moving_variance": layer.moving_variance}
+            kind, roles = (
+                "bn",
+                {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"},
+            )
+            variables = {
+                "gamma": layer.gamma,
+                "beta": layer.beta,
+                "moving_mean": layer.moving_mean,
+                "moving_variance": layer.moving_variance,
+            }
         elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             kind = "conv" if isinstance(layer, keras.layers.Conv2D) else "dense"
             roles = {"kernel": "weight", "bias": "bias"}
