@@ -15,6 +15,8 @@ from keras_convnets.models import common
 from keras_convnets.models.layers import FusedBatchNormalization
 from keras_convnets.models.registry import register_model
 
+__all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "VGG_CONFIGS"]
+
 VGG_CONFIGS: dict[int, tuple[Any, ...]] = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -108,38 +110,85 @@ def VGG(
     return common.build_model(inputs, x, name or f"vgg{depth}{suffix}", weights)
 
 
-def _variant(depth: int):
-    def builder(
-        include_top: bool = True,
-        weights: Any = None,
-        input_tensor: Any = None,
-        input_shape: Sequence[int | None] | None = None,
-        pooling: str | None = None,
-        classes: int = 1000,
-        classifier_activation: Any = "softmax",
-        name: str | None = None,
-        **options: Any,
-    ) -> keras.Model:
-        return VGG(
-            depth,
-            include_top,
-            weights,
-            input_tensor,
-            input_shape,
-            pooling,
-            classes,
-            classifier_activation,
-            name,
-            **options,
-        )
+@register_model("vgg11")
+def VGG11(
+    include_top: bool = True,
+    weights: Any = None,
+    input_tensor: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """VGG-11 (Simonyan and Zisserman 2015, Table 1, configuration A), 224x224 input.
 
-    builder.__name__ = builder.__qualname__ = f"VGG{depth}"
-    builder.__doc__ = f"VGG-{depth} (configuration of the paper's Table 1). Arguments as in `VGG`."
-    builder.__module__ = __name__
-    return register_model(f"vgg{depth}")(builder)
+    132,863,336 trainable parameters at 1000 classes, 7.609 G MACs (keras.applications' counts). Options as in `VGG`.
+    """
+    return VGG(
+        11, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+    )
 
 
-VGG11 = _variant(11)
-VGG13 = _variant(13)
-VGG16 = _variant(16)
-VGG19 = _variant(19)
+@register_model("vgg13")
+def VGG13(
+    include_top: bool = True,
+    weights: Any = None,
+    input_tensor: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """VGG-13 (Simonyan and Zisserman 2015, Table 1, configuration B), 224x224 input.
+
+    133,047,848 trainable parameters at 1000 classes, 11.308 G MACs (keras.applications' counts). Options as in `VGG`.
+    """
+    return VGG(
+        13, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+    )
+
+
+@register_model("vgg16")
+def VGG16(
+    include_top: bool = True,
+    weights: Any = None,
+    input_tensor: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """VGG-16 (Simonyan and Zisserman 2015, Table 1, configuration D), 224x224 input.
+
+    138,357,544 trainable parameters at 1000 classes, 15.470 G MACs (keras.applications' counts). Options as in `VGG`.
+    """
+    return VGG(
+        16, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+    )
+
+
+@register_model("vgg19")
+def VGG19(
+    include_top: bool = True,
+    weights: Any = None,
+    input_tensor: Any = None,
+    input_shape: Sequence[int | None] | None = None,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: Any = "softmax",
+    name: str | None = None,
+    **options: Any,
+) -> keras.Model:
+    """VGG-19 (Simonyan and Zisserman 2015, Table 1, configuration E), 224x224 input.
+
+    143,667,240 trainable parameters at 1000 classes, 19.632 G MACs (keras.applications' counts). Options as in `VGG`.
+    """
+    return VGG(
+        19, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+    )
