@@ -124,10 +124,10 @@ def test_weights_imagenet_loads_the_no_top_file_through_get_file(tmp_path, monke
     # The real file's hash cannot match a locally made file: swap the table for this test only.
     table = dict(pretrained.KERAS_APPLICATIONS_FILES)
     table[("resnet50", False)] = pretrained.WeightsFile(entry.file_name, md5)
-    monkeypatch.setattr(pretrained._impl, "KERAS_APPLICATIONS_FILES", table)
+    monkeypatch.setattr(pretrained.keras_applications, "KERAS_APPLICATIONS_FILES", table)
     monkeypatch.setenv(pretrained.BASE_URL_ENVIRONMENT_VARIABLE, mirror.as_uri())
     monkeypatch.setattr(
-        pretrained._impl,
+        pretrained.keras_applications,
         "keras_applications_file",
         functools.partial(pretrained.keras_applications_file, cache_dir=str(tmp_path / "cache")),
     )
@@ -167,7 +167,7 @@ def test_corrupted_download_fails_the_hash_check(tmp_path, monkeypatch):
     # Through `weights="imagenet"` the same check runs, and no model is returned.
     monkeypatch.setenv(pretrained.BASE_URL_ENVIRONMENT_VARIABLE, mirror.as_uri())
     monkeypatch.setattr(
-        pretrained._impl,
+        pretrained.keras_applications,
         "keras_applications_file",
         functools.partial(pretrained.keras_applications_file, cache_dir=str(tmp_path)),
     )

@@ -8,6 +8,10 @@ from typing import Any, Callable
 
 import keras
 
+from keras_convnets.utils.naming import canonical_model_name
+
+__all__ = ["get_builder", "get_model", "list_models", "register_model"]
+
 _MODELS: dict[str, Callable[..., keras.Model]] = {}
 
 
@@ -35,11 +39,14 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 
 def get_builder(name: str) -> Callable[..., keras.Model]:
-    if not isinstance(name, str):
-        raise TypeError(f"`name` must be a string. Received: name={name!r}")
-    key = name.lower().replace("-", "").replace(" ", "")
+    """The builder registered under `name`, spelt any way `canonical_model_name` accepts (`"ResNet-50"`,
+    `"resnet_50"`, `"Inception-v3"`); an unknown name is refused with the closest registered ones."""
+    key = canonical_model_name(name)
     if key in _MODELS:
         return _MODELS[key]
+    by_canonical = {canonical_model_name(registered): registered for registered in _MODELS}
+    if key in by_canonical:
+        return _MODELS[by_canonical[key]]
     close = difflib.get_close_matches(key, list(_MODELS), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(f"Unknown model name.{hint} Available models: {', '.join(_MODELS)}. Received: name={name!r}")
