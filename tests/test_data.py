@@ -3,6 +3,7 @@ and the reproducibility that resuming relies on."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -176,3 +177,60 @@ def test_tfds_loading_with_mock_data():
             data.train_pipeline(d, batch_size=4, image_size=32, epochs=2, seed=1, initial_epoch=1).as_numpy_iterator()
         )
         np.testing.assert_array_equal(batches[3][0], again[0][0])
+
+
+def _split_arrays(ds):
+    pairs = list(ds.as_numpy_iterator())
+    return np.stack([x for x, _ in pairs]), np.array([y for _, y in pairs])
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_holdout_validation_is_a_seeded_disjoint_part_of_train(in_memory):
+    d = tiny_digits(40, 8)
+    if not in_memory:
+        d = dataclasses.replace(d, train_arrays=None)
+    all_images = d.train_arrays[0] if in_memory else _split_arrays(d.train)[0]
+    split = data.holdout_validation(d, 10, seed=5)
+    assert (split.num_train, split.num_validation, split.num_test) == (30, 10, 8)
+    train_x, train_y = _split_arrays(split.train)
+    val_x, val_y = _split_arrays(split.validation)
+    assert (len(train_x), len(val_x)) == (30, 10)
+    # the two parts are the training set, each image once (images of the digits are distinct)
+    keys = lambda images: sorted(x.tobytes() for x in images)  # noqa: E731
+    assert keys(np.concatenate([train_x, val_x])) == keys(all_images)
+    assert not set(keys(train_x)) & set(keys(val_x))
+    if in_memory:
+        np.testing.assert_array_equal(split.train_arrays[0], train_x)
+        np.testing.assert_array_equal(split.train_arrays[1], train_y)
+    else:
+        assert split.train_arrays is None
+    again = data.holdout_validation(d, 10, seed=5)
+    np.testing.assert_array_equal(_split_arrays(again.validation)[0], val_x)
+    other = data.holdout_validation(d, 10, seed=6)
+    assert keys(_split_arrays(other.validation)[0]) != keys(val_x)
+    # the test split is the same dataset, untouched
+    assert split.test is d.test
+    np.testing.assert_array_equal(_split_arrays(split.test)[0], _split_arrays(d.test)[0])
+    # a fraction
+    quarter = data.holdout_validation(d, 0.25)
+    assert (quarter.num_train, quarter.num_validation) == (30, 10)
+    # evaluation of the validation split; the default stays the test split
+    batches = list(data.eval_pipeline(split, batch_size=4, image_size=16, split="validation").as_numpy_iterator())
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), val_x.astype("float32"))
+    assert sum(len(y) for _, y in data.eval_pipeline(split, batch_size=4, image_size=16).as_numpy_iterator()) == 8
+
+
+def test_holdout_validation_checks_its_arguments():
+    d = tiny_digits(40, 8)
+    for size in (0, 40, 41, -1, 0.0, 1.0, 1.5):
+        with pytest.raises(ValueError, match=f"`size` must .*Received: size={size}"):
+            data.holdout_validation(d, size)
+    for size in ("5", None, True):
+        with pytest.raises(TypeError, match="`size` must be"):
+            data.holdout_validation(d, size)
+    with pytest.raises(TypeError, match="`seed` must be an integer"):
+        data.holdout_validation(d, 5, seed=1.5)
+    with pytest.raises(ValueError, match="no validation split.*holdout_validation"):
+        data.eval_pipeline(d, batch_size=4, image_size=16, split="validation")
+    with pytest.raises(ValueError, match="`split` must be one of"):
+        data.eval_pipeline(d, batch_size=4, image_size=16, split="valid")

@@ -23,6 +23,7 @@ so a run restarted at epoch `e` sees exactly the batches an uninterrupted run wo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -56,10 +57,60 @@ class ImageData:
     suggested_batch_size: int | None = None
     notes: list[str] = field(default_factory=list)
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None  # (images, labels) when already in memory
+    validation: tf.data.Dataset | None = None  # held out of the training set (`holdout_validation`)
+    num_validation: int = 0
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+
+def _select(ds: tf.data.Dataset, count: int, indices: np.ndarray) -> tf.data.Dataset:
+    """The elements of `ds` (of `count` elements) at the sorted `indices`, in their order."""
+    keep = np.zeros(count, dtype=bool)
+    keep[indices] = True
+    mask = tf.constant(keep)
+    return ds.enumerate().filter(lambda i, xy: mask[i]).map(lambda i, xy: xy)
+
+
+def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> ImageData:
+    """A copy of `data` whose `validation` split holds `size` training examples (a count, or a fraction in
+    (0, 1) of the training set) drawn at random from `seed`, and whose `train` holds the others, in their order.
+    The test split is untouched: model selection sees the validation split, the test split is reported once."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)):
+        raise TypeError(f"`size` must be an integer count or a fraction in (0, 1). Received: size={size!r}")
+    if isinstance(size, float):
+        if not 0 < size < 1:
+            raise ValueError(f"`size` must be an integer count or a fraction in (0, 1). Received: size={size!r}")
+        count = max(1, int(round(size * data.num_train)))
+    else:
+        count = size
+    if not 1 <= count < data.num_train:
+        raise ValueError(
+            f"`size` must leave at least one training example and hold out at least one: between 1 and "
+            f"{data.num_train - 1} for the {data.num_train} training examples of {data.name!r}. Received: size={size!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an integer. Received: seed={seed!r}")
+    order = np.random.RandomState(int(seed) % (1 << 32)).permutation(data.num_train)
+    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    if data.train_arrays is not None and len(data.train_arrays[0]) == data.num_train:
+        images, labels = data.train_arrays
+        train_arrays = (images[kept], labels[kept])
+        train = tf.data.Dataset.from_tensor_slices(train_arrays)
+        validation = tf.data.Dataset.from_tensor_slices((images[held], labels[held]))
+    else:
+        train_arrays = None
+        train = _select(data.train, data.num_train, kept)
+        validation = _select(data.train, data.num_train, held)
+    return dataclasses.replace(
+        data,
+        train=train,
+        num_train=len(kept),
+        train_arrays=train_arrays,
+        validation=validation,
+        num_validation=count,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -424,11 +475,23 @@ def steps_per_epoch_for(num_examples: int, batch_size: int) -> int:
     return steps
 
 
+def _split(data: ImageData, split: str) -> tuple[tf.data.Dataset, int]:
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"`split` must be one of 'train', 'validation', 'test'. Received: split={split!r}")
+    if split == "validation" and data.validation is None:
+        raise ValueError(
+            f"Dataset {data.name!r} has no validation split: hold one out of the training set with "
+            f"`holdout_validation(data, size)`. Received: split={split!r}"
+        )
+    return getattr(data, split), getattr(data, f"num_{split}")
+
+
 def materialize(data: ImageData, *, image_size: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """The `split` as two arrays: uint8 images resized to `image_size` and int32 labels."""
-    if split == "train" and data.train_arrays is not None and data.image_size == image_size:
-        return data.train_arrays
-    source, count = (data.train, data.num_train) if split == "train" else (data.test, data.num_test)
+    arrays = data.train_arrays
+    if split == "train" and arrays is not None and len(arrays[0]) == data.num_train and data.image_size == image_size:
+        return arrays
+    source, count = _split(data, split)
     ds = _stored(source, count, augmentation="none", size=image_size, known_size=data.image_size, cache=False)
     images, labels = [], []
     for x, y in ds.batch(1024).as_numpy_iterator():
@@ -545,11 +608,10 @@ def eval_pipeline(
     split: str = "test",
     cache: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of the `test` (or `train`) split as evaluation sees them (no augmentation), in a fixed order."""
+    """Batches of the `test` (or `validation`, or `train`) split as evaluation sees them (no augmentation), in a
+    fixed order."""
     _check_augmentation(augmentation)
-    if split not in ("test", "train"):
-        raise ValueError(f"`split` must be 'test' or 'train'. Received: split={split!r}")
-    source, count = (data.test, data.num_test) if split == "test" else (data.train, data.num_train)
+    source, count = _split(data, split)
     ds = _stored(source, count, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False)
     if augmentation in ("scale", "inception"):
         ds = ds.map(
