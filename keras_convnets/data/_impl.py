@@ -122,16 +122,24 @@ def load_dataset(
     data_dir: str | os.PathLike | None = None,
     test_fraction: float = 0.2,
 ) -> ImageData:
-    """`"digits"`, a directory of class folders, or a tensorflow-datasets name."""
+    """`"digits"`, `"fashion_mnist"`, `"mnist"`, `"cifar10"`, `"cifar100"` (`load_builtin`), a directory of IDX
+    files (`load_idx_dir`) or of class folders, or a tensorflow-datasets name."""
+    from keras_convnets.data.idx import is_idx_dir, load_idx_dir
+    from keras_convnets.data.keras_datasets import BUILTIN_DATASETS, load_builtin
+
     if not isinstance(name, (str, os.PathLike)) or not os.fspath(name):
         raise TypeError(f"`dataset` must be a dataset name or a directory. Received: dataset={name!r}")
     name = os.fspath(name)
     if name == "digits":
         return load_digits()
+    if is_idx_dir(name):
+        return load_idx_dir(name)
     if os.path.isdir(name):
         return load_image_folder(name, test_fraction=test_fraction)
     if os.sep in name or name.startswith("."):
         raise ValueError(f"`dataset` looks like a path but no such directory exists. Received: dataset={name!r}")
+    if name in BUILTIN_DATASETS:
+        return load_builtin(name, data_dir=data_dir)
     return load_tfds(name, data_dir=data_dir)
 
 
