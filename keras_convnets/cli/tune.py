@@ -13,43 +13,50 @@ from __future__ import annotations
 import argparse
 import os
 
+from keras_convnets.utils.naming import canonical_model_name
+from keras_convnets.utils.validation import check_int, check_number
+
+__all__ = ["configure", "main", "run"]
+
 
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
+        check_int("value", value, minimum=1)
+    except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return value
 
 
 def _positive_number(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
+        return check_number("value", float(text), minimum=0, exclusive_minimum=True)
+    except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"must be a positive number such as 2e9, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number such as 2e9, got {text!r}")
-    return value
 
 
 def _widths(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
+        for value in values:
+            check_int("value", value, minimum=1)
+    except (TypeError, ValueError):
+        values = []
+    if not values:
         raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
     return values
 
 
 def _scales(text: str) -> list[float]:
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be comma-separated positive numbers, got {text!r}") from None
-    if not values or any(not v > 0 for v in values):
+        values = [
+            check_number("value", float(part), minimum=0, exclusive_minimum=True)
+            for part in text.split(",")
+            if part.strip()
+        ]
+    except (TypeError, ValueError):
+        values = []
+    if not values:
         raise argparse.ArgumentTypeError(f"must be comma-separated positive numbers, got {text!r}")
     return values
 
@@ -147,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_convnets import tuning
     from keras_convnets.trainer import RECIPE_IMAGE_SIZE
 
-    model = args.model.lower().replace("-", "").replace("_", "")
+    model = canonical_model_name(args.model, argument="--model")
     kwargs = {"max_macs": args.max_macs, "max_params": args.max_params}
     if args.recipe:
         kwargs["recipe"] = args.recipe
