@@ -84,9 +84,14 @@ def test_degradation_experiment(tmp_path):
     for curves in results["runs"].values():
         assert curves.iterations == [1, 2]
         assert all(0 <= e <= 1 for e in curves.train_error + curves.test_error)
+        # One batch of 32 per point: a training error is a count of mistakes out of 32, a test error out of 16.
+        assert all(abs(e * 32 - round(e * 32)) < 1e-4 for e in curves.train_error)
+        assert all(abs(e * 16 - round(e * 16)) < 1e-6 for e in curves.test_error + [curves.final_test_error])
+    runs = results["runs"]
+    # With 2 points the "last tenth" of a curve is its last point.
     plain = results["findings"]["plain"]
-    shallow, deep = plain["train_error_curve_end"]
-    assert plain["deeper_has_higher_train_error"] == (deep > shallow)
+    assert plain["train_error_curve_end"] == [runs["plainnet8"].train_error[-1], runs["plainnet14"].train_error[-1]]
+    assert plain["test_error"] == [runs["plainnet8"].final_test_error, runs["plainnet14"].final_test_error]
     text = _read(tmp_path / "report.md")
     assert "## What the numbers show" in text and "Deeper plain net (plainnet14)" in text
     saved = json.loads(_read(tmp_path / "results.json"))
@@ -211,3 +216,102 @@ def test_presets_follow_the_papers():
         module._check(module.QUICK)
         assert module.QUICK.dataset == "digits"
     assert bottleneck.QUICK.stage == "conv2"
+
+
+def _curves(name, train_error, final_train_error, final_test_error):
+    from keras_convnets.experiments.training import Curves
+
+    return Curves(
+        name=name,
+        iterations=list(range(1, len(train_error) + 1)),
+        train_error=list(train_error),
+        final_train_error=final_train_error,
+        final_test_error=final_test_error,
+    )
+
+
+def test_degradation_findings_on_known_curves():
+    from keras_convnets.experiments.degradation import findings
+
+    # 20 points: the curve's end is the mean of its last 2 points (a tenth of the curve).
+    runs = {
+        "plainnet8": _curves("plainnet8", [0.9] * 18 + [0.20, 0.30], 0.15, 0.25),
+        "plainnet32": _curves("plainnet32", [0.1] * 18 + [0.40, 0.50], 0.35, 0.45),
+        "resnet8": _curves("resnet8", [0.9] * 18 + [0.30, 0.10], 0.12, 0.22),
+        "resnet32": _curves("resnet32", [0.9] * 18 + [0.05, 0.15], 0.08, 0.30),
+    }
+    out = findings(runs, (8, 32))
+    plain, residual = out["plain"], out["residual"]
+    assert plain["train_error_curve_end"] == pytest.approx([0.25, 0.45])
+    assert residual["train_error_curve_end"] == pytest.approx([0.20, 0.10])
+    assert (plain["shallow"], plain["deep"], residual["deep"]) == ("plainnet8", "plainnet32", "resnet32")
+    assert plain["deeper_has_higher_train_error"] is True and plain["deeper_has_lower_train_error"] is False
+    assert plain["deeper_has_higher_train_error_inference"] is True
+    assert residual["deeper_has_lower_train_error"] is True and residual["deeper_has_higher_train_error"] is False
+    assert residual["deeper_has_lower_train_error_inference"] is True
+    assert residual["deeper_has_lower_test_error"] is False  # 0.30 against 0.22
+    assert plain["test_error"] == [0.25, 0.45]
+
+
+def test_max_train_cuts_in_memory_data():
+    """The digits are in memory (`train_arrays`): with max_train=200 every epoch trains on exactly the first 200
+    training images (as the training split yields them), each once, and never on the other 1,238."""
+    import numpy as np
+
+    from keras_convnets import data as data_lib
+    from keras_convnets.experiments.training import load_data
+
+    full = data_lib.load_dataset("digits")
+    assert full.num_train == 1438
+    data = load_data("digits", data_dir=None, max_train=200, max_test=50, batch_size=40)
+    assert (data.num_train, data.num_test) == (200, 50)
+    subset = [x.tobytes() for x, _ in full.train.take(200).as_numpy_iterator()]
+    pipeline = data_lib.train_pipeline(data, batch_size=40, image_size=32, augmentation="none", seed=3, epochs=2)
+    batches = [x for x, _ in pipeline.as_numpy_iterator()]
+    assert len(batches) == 2 * 5
+    for epoch in (0, 1):
+        seen = np.concatenate(batches[5 * epoch : 5 * epoch + 5]).astype("uint8")
+        assert sorted(x.tobytes() for x in seen) == sorted(subset)
+    assert sum(1 for _ in data.test.as_numpy_iterator()) == 50
+
+
+def test_experiments_train_with_the_recipe_loss():
+    """A preset whose recipe smooths labels (inception_v3: 0.1) compiles that loss: on a known prediction the
+    compiled loss equals numpy's cross-entropy against the smoothed target."""
+    import keras
+    import numpy as np
+
+    from keras_convnets.experiments import degradation
+    from keras_convnets.experiments import training as tr
+
+    setup = tr.prepare(
+        degradation.QUICK,
+        dict(recipe="inception_v3", max_train=32, max_test=16, batch_size=16, epochs=1),
+        check=degradation._check,
+        dataset=None,
+        data_dir=None,
+    )
+    assert setup.recipe.label_smoothing == 0.1
+    x = keras.Input((16, 16, 3))
+    y = keras.layers.Dense(10, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(x, y)
+    tr.train(
+        "tiny",
+        model,
+        setup.data,
+        recipe=setup.recipe,
+        epochs=1,
+        batch_size=16,
+        image_size=16,
+        seed=0,
+        points=1,
+        preprocessing=setup.preprocessing,
+        evaluators=(setup.train_eval, setup.test_eval),
+        run_eagerly=True,
+    )
+    probabilities = np.array([[0.56, 0.25, 0.05] + [0.02] * 7], "float32")  # sums to 1
+    target = np.full(10, 0.1 / 10)
+    target[1] += 0.9
+    expected = -np.sum(target * np.log(probabilities[0]))
+    assert float(model.loss(np.array([1]), probabilities)) == pytest.approx(expected, rel=1e-5)
+    assert expected == pytest.approx(1.57112, abs=1e-5)  # without smoothing: -log(0.25) = 1.38629

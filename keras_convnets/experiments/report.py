@@ -1,5 +1,6 @@
 """The shared report writer of the experiments: one markdown report with tables and PNG figures, and the raw
-numbers as JSON and CSV, all in one output directory.
+numbers as JSON and CSV, all in one output directory. Every file is written atomically (`keras_convnets.utils.io`):
+a reader sees the previous version or the new one, never a part.
 
 Figures are drawn with matplotlib's Agg canvas directly (no pyplot, no global backend change), so reports are
 written the same way on a headless server and inside a notebook.
@@ -11,6 +12,7 @@ import contextlib
 import csv
 import dataclasses
 import datetime
+import io
 import json
 import logging
 import math
@@ -18,6 +20,10 @@ import os
 import platform
 import sys
 from typing import Any, Iterable, Sequence
+
+from keras_convnets.utils.io import atomic_write, write_text_atomic
+
+__all__ = ["Report", "format_number", "machine_description", "new_figure", "quiet_retracing", "utc_now"]
 
 
 def machine_description() -> str:
@@ -145,15 +151,14 @@ class Report:
     def figure(self, figure, filename: str, caption: str, *, dpi: int = 80) -> str:
         """Save `figure` as a small PNG and show it in the report."""
         figure.tight_layout()
-        figure.savefig(self._path(filename), dpi=dpi)
+        with atomic_write(self._path(filename), "wb") as handle:
+            figure.savefig(handle, format="png", dpi=dpi)
         self.files.append(filename)
         self.parts.append(f"![{caption}]({filename})\n\n*{caption}*")
         return self._path(filename)
 
     def json(self, filename: str, data: Any) -> str:
-        with open(self._path(filename), "w") as f:
-            json.dump(_plain(data), f, indent=2, sort_keys=False)
-            f.write("\n")
+        write_text_atomic(self._path(filename), json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
         self.files.append(filename)
         return self._path(filename)
 
@@ -162,10 +167,12 @@ class Report:
         fields: list[str] = []
         for row in rows:
             fields += [k for k in row if k not in fields]
-        with open(self._path(filename), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_write(self._path(filename), "wb") as handle:  # bytes: the csv module's line ends, untranslated
+            handle.write(buffer.getvalue().encode("utf-8"))
         self.files.append(filename)
         return self._path(filename)
 
@@ -185,6 +192,5 @@ class Report:
             header.append("- Raw numbers: " + ", ".join(f"[{f}]({f})" for f in data_files))
         text = "\n".join(header) + "\n\n" + "\n\n".join(self.parts) + "\n"
         path = self._path("report.md")
-        with open(path, "w") as f:
-            f.write(text)
+        write_text_atomic(path, text)
         return path

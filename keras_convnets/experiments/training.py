@@ -19,6 +19,19 @@ import numpy as np
 
 from keras_convnets.experiments.report import quiet_retracing
 
+__all__ = [
+    "MIN_TEST_EXAMPLES",
+    "Curves",
+    "Evaluator",
+    "Setup",
+    "curves_rows",
+    "load_data",
+    "make_evaluators",
+    "prepare",
+    "recipe_preprocessing",
+    "train",
+]
+
 MIN_TEST_EXAMPLES = 10
 
 
@@ -46,14 +59,18 @@ class Curves:
 
 
 def load_data(dataset: str, *, data_dir: str | None, max_train: int | None, max_test: int | None, batch_size: int):
-    """The dataset (`keras_convnets.data.load_dataset`), cut to `max_train`/`max_test` examples, checked to hold
-    at least one training batch and `MIN_TEST_EXAMPLES` test examples."""
+    """The dataset (`keras_convnets.data.load_dataset`), cut to its first `max_train`/`max_test` examples (the
+    training arrays of in-memory data too), checked to hold at least one training batch and `MIN_TEST_EXAMPLES`
+    test examples."""
     from keras_convnets import data as data_lib
 
     data = data_lib.load_dataset(dataset, data_dir=data_dir)
     changes: dict[str, Any] = {}
     if max_train is not None and max_train < data.num_train:
         changes.update(train=data.train.take(max_train), num_train=max_train)
+        if data.train_arrays is not None:  # the in-memory pipelines train on these: cut them too
+            images, labels = data.train_arrays
+            changes.update(train_arrays=(images[:max_train], labels[:max_train]))
     if max_test is not None and max_test < data.num_test:
         changes.update(test=data.test.take(max_test), num_test=max_test)
     data = dataclasses.replace(data, **changes) if changes else data
@@ -164,7 +181,7 @@ def train(
     evaluators: tuple[Evaluator, Evaluator] | None = None,
     run_eagerly: bool = False,
 ) -> Curves:
-    """Train `model` with `recipe` (optimizer, schedule, augmentation) for `epochs` epochs and return its curves,
+    """Train `model` with `recipe` (optimizer, schedule, loss with its label smoothing, augmentation) for `epochs` epochs and return its curves,
     with about `points` points. `evaluators` are the (train, test) evaluators, made once per experiment.
     `run_eagerly` skips graph tracing (slower per step, much faster to start: tiny budgets and debugging)."""
     import tensorflow as tf
@@ -178,7 +195,7 @@ def train(
     )
     model.compile(
         optimizer=recipes_lib.make_optimizer(recipe, schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=recipes_lib.make_loss(recipe),
         metrics=["accuracy"],
         run_eagerly=run_eagerly,
     )
