@@ -1,5 +1,45 @@
-"""Image-classification data: where it comes from, and the tf.data pipelines that feed `model.fit`."""
+"""Image-classification data: where it comes from (`sources`), the splits (`dataset`), the augmentations
+(`augment`) and the tf.data pipelines that feed `model.fit` (`pipelines`)."""
 
-from keras_convnets.data._impl import *  # noqa: F401,F403
-from keras_convnets.data.idx import load_idx_dir, read_idx  # noqa: F401,E402
-from keras_convnets.data.keras_datasets import load_builtin  # noqa: F401,E402
+from keras_convnets.data.augment import AUGMENTATIONS, crop_flip_batch, eval_transform
+from keras_convnets.data.dataset import ImageData, holdout_validation
+from keras_convnets.data.pipelines import (
+    IN_GRAPH_LIMIT,
+    compute_preprocessing,
+    eval_pipeline,
+    fits_in_memory,
+    materialize,
+    steps_per_epoch_for,
+    train_pipeline,
+)
+from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.data.sources import (
+    EMBEDDED,
+    IMAGE_SIGNATURES,
+    load_dataset,
+    load_digits,
+    load_image_folder,
+    load_tfds,
+)
+
+__all__ = [
+    "AUGMENTATIONS",
+    "EMBEDDED",
+    "IMAGE_SIGNATURES",
+    "IN_GRAPH_LIMIT",
+    "ImageData",
+    "Preprocessing",
+    "compute_preprocessing",
+    "crop_flip_batch",
+    "eval_pipeline",
+    "eval_transform",
+    "fits_in_memory",
+    "holdout_validation",
+    "load_dataset",
+    "load_digits",
+    "load_image_folder",
+    "load_tfds",
+    "materialize",
+    "steps_per_epoch_for",
+    "train_pipeline",
+]

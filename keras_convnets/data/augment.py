@@ -1,0 +1,98 @@
+"""Augmentations and the evaluation transforms that go with them:
+- `"crop_flip"` (He et al. 2016, Section 4.2): pad 4 pixels, random crop back to size, horizontal flip; vectorised
+  on whole batches.
+- `"scale"` (Section 3.4): shorter side resized at random in [256, 480] (scaled by size / 224), random crop, flip;
+  evaluation resizes the shorter side to 256 and takes the central crop.
+- `"inception"`: a random crop of 8%-100% of the area with aspect ratio in [3/4, 4/3], resized, flipped;
+  evaluation takes the central 87.5%.
+All random draws are stateless: their seeds are explicit.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["AUGMENTATIONS", "crop_flip_batch", "eval_transform"]
+
+AUGMENTATIONS = ("crop_flip", "scale", "inception", "none")
+
+
+def _check_augmentation(augmentation: str) -> None:
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(
+            f"`augmentation` must be one of {', '.join(map(repr, AUGMENTATIONS))}. Received: augmentation={augmentation!r}"
+        )
+
+
+def _resize_square(image, size: int):
+    return tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear", antialias=True)
+
+
+def _to_uint8(image):
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def _resize_shorter(image, side):
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = tf.cast(side, tf.float32) / tf.minimum(h, w)
+    new = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
+    return tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear", antialias=True)
+
+
+def _central_crop(image, size: int):
+    shape = tf.shape(image)
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    return image[top : top + size, left : left + size]
+
+
+def eval_transform(image, *, augmentation: str, size: int):
+    """One raw image -> the float (size, size, 3) image evaluation sees."""
+    if augmentation == "scale":
+        return _central_crop(_resize_shorter(image, round(size * 256 / 224)), size)
+    if augmentation == "inception":
+        return _resize_square(tf.image.central_crop(image, 0.875), size)
+    return _resize_square(image, size)
+
+
+def _train_transform(image, seed, *, augmentation: str, size: int, flip: bool):
+    """One raw image -> an augmented float (size, size, 3) image ("scale" and "inception")."""
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    if augmentation == "scale":
+        low, high = round(size * 256 / 224), round(size * 480 / 224)
+        side = tf.random.stateless_uniform([], seeds[0], minval=low, maxval=high + 1, dtype=tf.int32)
+        image = tf.image.stateless_random_crop(_resize_shorter(image, side), [size, size, 3], seed=seeds[1])
+    else:
+        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=seeds[0],
+            min_object_covered=0.0,
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            area_range=(0.08, 1.0),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        image = _resize_square(tf.slice(image, begin, extent), size)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, seeds[2])
+    return image
+
+
+def crop_flip_batch(images, seed, *, pad: int = 4, flip: bool = True):
+    """Pad a batch (B, H, W, C) by `pad` zero pixels, crop each image back to H x W at its own random offset and
+    flip half of them, all vectorised. `seed` is a stateless seed (2 integers)."""
+    images = tf.convert_to_tensor(images)
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2)
+    offsets = tf.random.stateless_uniform([batch, 2], seeds[0], minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    rows = offsets[:, :1] + tf.range(height)[None, :]
+    cols = offsets[:, 1:] + tf.range(width)[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    if flip:
+        mirror = tf.random.stateless_uniform([batch], seeds[1]) < 0.5
+        out = tf.where(mirror[:, None, None, None], tf.reverse(out, axis=[2]), out)
+    return out

@@ -1,0 +1,244 @@
+"""Where the images come from (`load_dataset(name)`):
+- `"digits"`: scikit-learn's handwritten digits, embedded (no network): 1,797 images of 8x8 in 0..16, rescaled to
+  raw pixels 0..255, resized to 32x32 and repeated to 3 channels; a fixed 80/20 split (1,437 / 360).
+- a directory with one sub-folder of images per class (optionally `train/` and `test/` or `validation/` sub-folders
+  each holding those); files that are not JPEG, PNG, GIF or BMP are skipped and counted in a warning.
+- any image-classification dataset of tensorflow-datasets by name (`cifar10`, `imagenette`, `imagenet2012`, ...),
+  read from `data_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_convnets.data.dataset import ImageData
+
+__all__ = ["EMBEDDED", "IMAGE_SIGNATURES", "load_dataset", "load_digits", "load_image_folder", "load_tfds"]
+
+EMBEDDED = ("digits",)
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    test_fraction: float = 0.2,
+) -> ImageData:
+    """`"digits"`, `"fashion_mnist"`, `"mnist"`, `"cifar10"`, `"cifar100"` (`load_builtin`), a directory of IDX
+    files (`load_idx_dir`) or of class folders, or a tensorflow-datasets name."""
+    from keras_convnets.data.idx import is_idx_dir, load_idx_dir
+    from keras_convnets.data.keras_datasets import BUILTIN_DATASETS, load_builtin
+
+    if not isinstance(name, (str, os.PathLike)) or not os.fspath(name):
+        raise TypeError(f"`dataset` must be a dataset name or a directory. Received: dataset={name!r}")
+    name = os.fspath(name)
+    if name == "digits":
+        return load_digits()
+    if is_idx_dir(name):
+        return load_idx_dir(name)
+    if os.path.isdir(name):
+        return load_image_folder(name, test_fraction=test_fraction)
+    if os.sep in name or name.startswith("."):
+        raise ValueError(f"`dataset` looks like a path but no such directory exists. Received: dataset={name!r}")
+    if name in BUILTIN_DATASETS:
+        return load_builtin(name, data_dir=data_dir)
+    return load_tfds(name, data_dir=data_dir)
+
+
+def load_digits(image_size: int = 32) -> ImageData:
+    """scikit-learn's digits as raw 0..255 RGB images of `image_size` pixels, split 80/20 with a fixed permutation."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype("float32")[..., None]  # (1797, 8, 8, 1)
+    images = tf.image.resize(images, (image_size, image_size), method="bilinear").numpy()
+    images = np.repeat(np.clip(np.round(images), 0, 255).astype("uint8"), 3, axis=-1)
+    labels = digits.target.astype("int32")
+    order = np.random.RandomState(0).permutation(len(images))
+    n_test = int(round(0.2 * len(images)))
+    test, train = order[:n_test], order[n_test:]
+    return ImageData(
+        name="digits",
+        train=tf.data.Dataset.from_tensor_slices((images[train], labels[train])),
+        test=tf.data.Dataset.from_tensor_slices((images[test], labels[test])),
+        num_train=len(train),
+        num_test=len(test),
+        labels=[str(i) for i in range(10)],
+        image_size=image_size,
+        horizontal_flip=False,
+        suggested_epochs=15,
+        suggested_batch_size=64,
+        train_arrays=(images[train], labels[train]),
+    )
+
+
+def _is_image(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return any(head.startswith(signature) for signature in IMAGE_SIGNATURES)
+
+
+def _scan_classes(root: str) -> tuple[dict[str, list[str]], int]:
+    """`{class: [image paths]}` of the class folders under `root`, and the number of skipped files."""
+    classes, skipped = {}, 0
+    for entry in sorted(os.listdir(root)):
+        folder = os.path.join(root, entry)
+        if not os.path.isdir(folder) or entry.startswith("."):
+            continue
+        paths = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if filename.startswith("."):
+                    continue
+                path = os.path.join(dirpath, filename)
+                if _is_image(path):
+                    paths.append(path)
+                else:
+                    skipped += 1
+        if paths:
+            classes[entry] = paths
+    return classes, skipped
+
+
+def _decode(path, label):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.uint8), label
+
+
+def _folder_dataset(items: list[tuple[str, int]]) -> tf.data.Dataset:
+    paths = tf.constant([p for p, _ in items], tf.string)
+    labels = tf.constant([label for _, label in items], tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return ds.map(_decode, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
+
+
+def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) -> ImageData:
+    """Images in one sub-folder per class. With `train/` and `test/` (or `validation/`) sub-folders, those are the
+    splits; otherwise `test_fraction` of each class (at least one image when a class has two) is held out with a
+    fixed permutation."""
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise ValueError(f"`dataset` must be an existing directory of class folders. Received: dataset={root!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
+    test_name = next((n for n in ("test", "validation", "val") if os.path.isdir(os.path.join(root, n))), None)
+    if os.path.isdir(os.path.join(root, "train")) and test_name:
+        train_classes, skipped_train = _scan_classes(os.path.join(root, "train"))
+        test_classes, skipped_test = _scan_classes(os.path.join(root, test_name))
+        skipped = skipped_train + skipped_test
+        names = sorted(train_classes)
+        index = {c: i for i, c in enumerate(names)}
+        unknown = sorted(set(test_classes) - set(index))
+        if unknown:
+            raise ValueError(f"The {test_name}/ folder of {root!r} has classes that train/ lacks: {unknown}")
+        train_items = [(p, index[c]) for c in names for p in train_classes[c]]
+        test_items = [(p, index[c]) for c in sorted(test_classes) for p in test_classes[c]]
+    else:
+        classes, skipped = _scan_classes(root)
+        names = sorted(classes)
+        train_items, test_items = [], []
+        rng = np.random.RandomState(0)
+        for label, c in enumerate(names):
+            paths = classes[c]
+            order = rng.permutation(len(paths))
+            n_test = int(round(test_fraction * len(paths))) if len(paths) > 1 else 0
+            n_test = max(n_test, 1) if len(paths) > 1 else 0
+            test_items += [(paths[i], label) for i in sorted(order[:n_test])]
+            train_items += [(paths[i], label) for i in sorted(order[n_test:])]
+    if skipped:
+        warnings.warn(
+            f"Skipped {skipped} files that are not images (JPEG, PNG, GIF or BMP) under {root!r}.", stacklevel=2
+        )
+    if not train_items:
+        raise ValueError(
+            f"`dataset` directory {root!r} holds no images (after skipping {skipped} files that are not images). "
+            "Expected one sub-folder of images per class."
+        )
+    if len(names) < 2:
+        raise ValueError(
+            f"`dataset` directory must hold at least 2 class folders with images; found {len(names)} "
+            f"({', '.join(names) or 'none'}). Received: dataset={root!r}"
+        )
+    if not test_items:
+        raise ValueError(f"`dataset` directory {root!r} has too few images to hold out a test split.")
+    return ImageData(
+        name=os.path.basename(os.path.normpath(root)),
+        train=_folder_dataset(train_items),
+        test=_folder_dataset(test_items),
+        num_train=len(train_items),
+        num_test=len(test_items),
+        labels=names,
+        notes=[f"skipped {skipped} files that are not images"] if skipped else [],
+    )
+
+
+def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None) -> ImageData:
+    """An image-classification dataset of tensorflow-datasets: its "train" split, and "validation" or "test"
+    (or the last 10% of "train" when it has neither)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"Unknown dataset. Use 'digits' (embedded), a directory of class folders, or a tensorflow-datasets "
+            f"image-classification name such as 'cifar10', 'cifar100', 'imagenette', 'imagenet2012' "
+            f"(`tfds.list_builders()` lists them all). Received: dataset={name!r}"
+        ) from None
+    try:
+        builder.download_and_prepare()
+    except Exception as error:  # network, manual-download and preparation failures all end here
+        raise ValueError(
+            f"tensorflow-datasets could not download or prepare {name!r} ({type(error).__name__}: "
+            f"{str(error)[:300]}). Prepare it where there is internet access (for imagenet2012, put the manual "
+            f"files under DATA_DIR/downloads/manual) and pass its directory with `--data-dir` / `data_dir=`. "
+            f"Received: dataset={name!r}, data_dir={data_dir!r}"
+        ) from None
+    info = builder.info
+    if not info.supervised_keys or "label" not in info.features:
+        raise ValueError(f"`dataset` must be an image-classification dataset with labels. Received: dataset={name!r}")
+    split_names = list(info.splits.keys()) or ["train", "test"]  # no split metadata (e.g. under tfds mocking)
+    if "train" not in split_names:
+        raise ValueError(f"Dataset {name!r} has no 'train' split (it has {split_names}).")
+    test_split = next((s for s in ("validation", "test") if s in split_names), None)
+    train_split = "train"
+    if test_split is None:
+        train_split, test_split = "train[:90%]", "train[90%:]"
+
+    def split(which):
+        ds = builder.as_dataset(split=which, as_supervised=True, shuffle_files=False)
+        count = int(ds.cardinality())
+        if count < 0:
+            count = info.splits[which].num_examples
+        if count <= 0:
+            raise ValueError(f"The {which!r} split of dataset {name!r} is empty.")
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.uint8), tf.cast(y, tf.int32)), num_parallel_calls=AUTOTUNE)
+        return ds, count
+
+    train, num_train = split(train_split)
+    test, num_test = split(test_split)
+    shape = info.features[info.supervised_keys[0]].shape
+    size = shape[0] if shape and shape[0] is not None and shape[0] == shape[1] else None
+    if shape and shape[-1] == 1:
+        train = train.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y))
+        test = test.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y))
+    return ImageData(
+        name=name,
+        train=train,
+        test=test,
+        num_train=num_train,
+        num_test=num_test,
+        labels=list(info.features["label"].names),
+        image_size=size,
+    )
