@@ -3,6 +3,8 @@
 
 from keras_convnets.data.augment import AUGMENTATIONS, crop_flip_batch, eval_transform
 from keras_convnets.data.dataset import ImageData, holdout_validation
+from keras_convnets.data.idx import load_idx_dir, read_idx
+from keras_convnets.data.keras_datasets import load_builtin
 from keras_convnets.data.pipelines import (
     IN_GRAPH_LIMIT,
     compute_preprocessing,
@@ -35,11 +37,14 @@ __all__ = [
     "eval_transform",
     "fits_in_memory",
     "holdout_validation",
+    "load_builtin",
     "load_dataset",
     "load_digits",
+    "load_idx_dir",
     "load_image_folder",
     "load_tfds",
     "materialize",
+    "read_idx",
     "steps_per_epoch_for",
     "train_pipeline",
 ]
