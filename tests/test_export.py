@@ -117,7 +117,7 @@ def test_existing_destination_is_not_overwritten_without_overwrite(trained, tmp_
 
 def test_failed_parity_is_refused_with_the_numbers_and_writes_nothing(trained, tmp_path, monkeypatch):
     model, preprocessing, *_ = trained
-    monkeypatch.setitem(export._impl.CRITERIA, "saved_model", ("max_abs_diff", 0.0))  # nothing can pass
+    monkeypatch.setitem(export.parity.CRITERIA, "saved_model", ("max_abs_diff", 0.0))  # nothing can pass
     with pytest.raises(export.ParityError, match=r"max abs difference in probabilities .* on 8 images") as info:
         export.export_saved_model(model, tmp_path / "refused", preprocessing=preprocessing)
     assert info.value.parity.artifact == "saved_model" and not info.value.parity.passed
@@ -344,6 +344,37 @@ def test_cli_export_of_a_non_model_path(tmp_path, capsys):
     assert os.listdir(tmp_path) == ["notes.txt"]
 
 
+def test_model_card_records_the_architecture_of_run_json(run_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from keras_convnets.export import staging
+
+    synced = []
+    monkeypatch.setattr(staging, "fsync_tree", lambda path: synced.append(("tree", str(path))))
+    monkeypatch.setattr(staging, "fsync_directory", lambda path: synced.append(("directory", str(path))))
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    architecture = {"builder": "resnet20", "options": {"classes": 3, "input_shape": [32, 32, 3]}}
+    (run / "run.json").write_text(json.dumps({"dataset": "colours", "architecture": architecture}))
+    card = export.export_bundle(run, tmp_path / "with_run_json", formats=("keras",))
+    assert card["architecture"] == architecture
+    assert json.loads((tmp_path / "with_run_json" / "model_card.json").read_text())["architecture"] == architecture
+    # the staged directory is fsynced before its rename, the parent directory after it
+    (partial,) = {os.path.dirname(path) for kind, path in synced if kind == "tree"}
+    assert os.path.basename(partial).startswith(".with_run_json.partial-") and os.path.dirname(partial) == str(tmp_path)
+    assert [kind for kind, _ in synced] == ["tree", "directory", "directory"]
+    assert synced[-1] == ("directory", str(tmp_path))
+    # a builder of None (a model passed as a callable) and options absent: recorded as they are
+    (run / "run.json").write_text(json.dumps({"architecture": {"builder": None}}))
+    card = export.export_bundle(run, tmp_path / "no_builder", formats=("keras",))
+    assert card["architecture"] == {"builder": None, "options": {}}
+    # no architecture in run.json: the model's name, as before
+    (run / "run.json").write_text(json.dumps({"dataset": "colours"}))
+    card = export.export_bundle(run, tmp_path / "without", formats=("keras",))
+    assert card["architecture"] == "resnet8"
+    assert sorted(os.listdir(tmp_path)) == ["no_builder", "run", "with_run_json", "without"]
+
+
 def test_interrupted_export_leaves_no_partial_model(run_dir, tmp_path, monkeypatch):
     calls = []
 
@@ -351,7 +382,7 @@ def test_interrupted_export_leaves_no_partial_model(run_dir, tmp_path, monkeypat
         calls.append(args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export._impl, "tflite_converter", interrupted)
+    monkeypatch.setattr(export.tflite, "tflite_converter", interrupted)
     fresh = tmp_path / "fresh"
     with pytest.raises(KeyboardInterrupt):
         export.export_bundle(run_dir, fresh, formats=("saved_model", "tflite", "keras"))
@@ -369,12 +400,13 @@ KILLED_EXPORT = """
 import sys, time
 import keras_convnets
 from keras_convnets import export
+from keras_convnets.export import saved_model
 
 def stalled(path, images, reference):  # the SavedModel is written; parity is being checked when the kill comes
     print("staged", flush=True)
     time.sleep(600)
 
-export._check_saved_model = stalled
+saved_model.check_saved_model = stalled  # where export_saved_model looks it up
 export.export_saved_model(keras_convnets.CifarResNet(8, input_shape=(16, 16, 3), classes=3), sys.argv[1])
 """
 

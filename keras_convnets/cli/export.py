@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         int8_io=None if args.int8_io == "float32" else args.int8_io,
         overwrite=args.overwrite,
     )
-    print(f"exported {card['architecture']} to {output}")
+    architecture = card["architecture"]  # a builder and its options where run.json records them, else a name
+    if isinstance(architecture, dict):
+        architecture = architecture.get("builder") or card["source"]
+    print(f"exported {architecture} to {output}")
     for name, size in card["files"].items():
         print(f"  {name:<24} {size:>12,} bytes")
     for name, parity in card["parity"].items():
