@@ -1,4 +1,5 @@
-"""The ResNet family, its plain twins and VGG: one table drives sizes, shapes, names and round trips."""
+"""The ResNet family, its plain twins and VGG: one table drives sizes, shapes and names. The config and `.keras`
+safe-mode round trips of every registered model are in `test_models.py`."""
 
 from __future__ import annotations
 
@@ -155,34 +156,6 @@ def test_layer_names_follow_keras_applications(name):
     else:  # CIFAR nets, option A: parameter-free shortcut
         assert {"conv2_block1_add", "conv3_block1_0_pad", "conv4_block1_0_pad"} <= names
         assert not any(n.endswith("_0_conv") for n in names)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        n
-        if n in ("resnet20", "resnet50", "plainnet20", "vgg11", "resnet18")
-        else pytest.param(n, marks=pytest.mark.slow)
-        for n in LIGHT
-    ],
-)
-def test_keras_round_trip_in_safe_mode(name, tmp_path):
-    model = keras_convnets.get_model(name, **small_kwargs(name))
-    side = model.input_shape[1]
-    images = np.random.default_rng(0).uniform(0, 255, (2, side, side, 3)).astype("float32")
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
-    assert loaded.name == model.name
-    assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
-
-
-def test_config_round_trip():
-    model = keras_convnets.ResNet20(shortcut="A")
-    clone = keras.Model.from_config(model.get_config())
-    assert [type(l).__name__ for l in clone.layers] == [type(l).__name__ for l in model.layers]
-    assert clone.get_layer("conv3_block1_0_pad").get_config()["filters"] == 32
 
 
 def test_option_a_shortcut_subsamples_and_pads_with_zeros():

@@ -19,6 +19,11 @@ from keras_convnets.models.layers import FusedBatchNormalization
 from keras_convnets.utils.validation import check_choice, check_fraction, check_int  # noqa: F401 (re-exported)
 
 POOLING_OPTIONS = (None, "avg", "max")
+# The last layer of every head (its Dense and activation) computes in float32 under any global dtype policy, as
+# Keras's mixed-precision guide prescribes: a softmax in bfloat16/float16 clips confident probabilities, and the
+# loss of a confident mistake then has no gradient (logits [50, 0, 0], label 1: loss 16.12 and gradient 0.0 in
+# mixed_bfloat16, against 50.0 and 1.41 in float32). Models' outputs are float32 under any policy.
+HEAD_DTYPE = "float32"
 
 
 def channel_axis() -> int:
@@ -170,7 +175,11 @@ def classifier_head(
         if dropout:
             x = layers.Dropout(dropout, name="dropout")(x)
         return layers.Dense(
-            classes, activation=classifier_activation, kernel_regularizer=kernel_regularizer, name=name
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=kernel_regularizer,
+            dtype=HEAD_DTYPE,
+            name=name,
         )(x)
     if pooling == "avg":
         return layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -207,7 +207,7 @@ def aux_head(x, name: str, *, classes: int, classifier_activation: Any, norm: st
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(1024, activation="relu", name=f"{name}_fc1")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(classes, activation=classifier_activation, name=name)(x)
+    return layers.Dense(classes, activation=classifier_activation, dtype=common.HEAD_DTYPE, name=name)(x)
 
 
 def GoogLeNet(

@@ -159,7 +159,7 @@ def aux_head(x, *, classes: int, classifier_activation: Any, name: str = "aux1")
     x = unit(x, 128, 1, name=f"{name}_conv0")
     x = unit(x, 768, 5, padding="valid", name=f"{name}_conv1")
     x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
-    return layers.Dense(classes, activation=classifier_activation, name=name)(x)
+    return layers.Dense(classes, activation=classifier_activation, dtype=common.HEAD_DTYPE, name=name)(x)
 
 
 def grid_sizes(size: int) -> dict[str, int]:

@@ -101,9 +101,13 @@ def VGG(
             x = layers.Dense(fc_units, activation="relu", kernel_regularizer=regularizer, name=f"fc{index}")(x)
             if dropout:
                 x = layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
-        x = layers.Dense(classes, activation=classifier_activation, kernel_regularizer=regularizer, name="predictions")(
-            x
-        )
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=regularizer,
+            dtype=common.HEAD_DTYPE,
+            name="predictions",
+        )(x)
     else:
         x = common.classifier_head(x, include_top=False, pooling=pooling, classes=classes, classifier_activation=None)
     suffix = "_bn" if batch_norm else ""
