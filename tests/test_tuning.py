@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from keras_convnets import tuning
-from keras_convnets.data import ImageData
+from keras_convnets.data import ImageData, holdout_validation
+from keras_convnets.data.preprocessing import Preprocessing
 from keras_convnets.models import googlenet, resnet
 from keras_convnets.trainer import recipes
 
@@ -177,7 +178,13 @@ def test_budget_rejects_an_over_budget_trial_without_training_it(tmp_path, fit_l
     assert narrow.params < wide.params
     hypermodel.max_params = (narrow.params + wide.params) / 2
     result = tuning.search(
-        hypermodel, quadrants(), directory=tmp_path / "s", tuner="bayesian", max_trials=2, print_fn=None
+        hypermodel,
+        quadrants(n_train=80),
+        directory=tmp_path / "s",
+        tuner="bayesian",
+        max_trials=2,
+        validation_split=16,  # 64 images left to train on
+        print_fn=None,
     )
     rows = {row["values"]["conv2_width"]: row for row in result.rows}
     assert rows[4]["status"] == "COMPLETED" and rows[4]["score"] is not None
@@ -219,6 +226,75 @@ def test_nothing_under_budget_is_an_error_before_searching(tmp_path):
 # ----------------------------------------------------------------------------------------------- search
 
 
+def test_model_selection_never_sees_the_test_split(tmp_path, monkeypatch):
+    """The trials are validated on images held out of the training set, never on the test split."""
+    given = []
+    original = keras.Model.fit
+
+    def recording_fit(model, *args, **kwargs):
+        given.append(kwargs.get("validation_data"))
+        return original(model, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    data = quadrants(n_train=80, n_test=32)
+    hypermodel = tiny_resnet(widths={"conv2": 4, "conv3": 8, "conv4": 16})
+    result = tuning.search(
+        hypermodel, data, directory=tmp_path / "s", max_trials=1, validation_split=0.2, export_formats=(), print_fn=None
+    )
+    assert len(given) == 1 and given[0] is not None
+    x_val, y_val = (np.concatenate(parts) for parts in zip(*given[0].as_numpy_iterator()))
+    assert len(x_val) == 16 and result.metrics["num_validation"] == 16  # 20% of 80
+    # the search trained on the 64 others: 4 full batches of 16
+    assert hypermodel.steps_per_epoch == 4
+    preprocessing = Preprocessing.load(tmp_path / "s" / "preprocessing.json")
+    x_train, y_train = data.train_arrays
+    x_test, y_test = (t.numpy() for t in next(iter(data.test.batch(100))))
+
+    def distances(a, b):  # (len(a), len(b)) largest absolute pixel difference
+        a, b = np.asarray(a, "float32").reshape(len(a), -1), np.asarray(b, "float32").reshape(len(b), -1)
+        return np.abs(a[:, None, :] - b[None, :, :]).max(axis=-1)
+
+    to_train = distances(x_val, preprocessing(x_train))
+    to_test = distances(x_val, preprocessing(x_test))
+    assert np.all(to_test.min(axis=1) > 50)  # no validation image is a test image
+    matches = to_train.argmin(axis=1)
+    assert np.all(to_train.min(axis=1) < 1e-3) and len(set(matches)) == 16  # each is a training image
+    np.testing.assert_array_equal(y_val, y_train[matches])
+    # the same images `holdout_validation` holds out from the seed
+    held = holdout_validation(data, 0.2, seed=0)
+    np.testing.assert_array_equal(
+        np.sort(matches), np.sort(distances(next(iter(held.validation.batch(100)))[0], x_train).argmin(axis=1))
+    )
+    # the objective the tuner recorded is the accuracy on those images, which the best model reproduces
+    predicted = np.argmax(result.best_model.predict(x_val, verbose=0), axis=-1)
+    assert result.rows[0]["score"] == pytest.approx(float(np.mean(predicted == y_val)), abs=1e-6)
+    # and the test split is evaluated once, for the best model
+    predicted = np.argmax(result.best_model.predict(preprocessing(x_test), verbose=0), axis=-1)
+    assert result.metrics["test_accuracy"] == pytest.approx(float(np.mean(predicted == y_test)), abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "validation_split, message",
+    [
+        (0.0, r"`validation_split` must be greater than 0"),
+        (1.0, r"`validation_split` must be less than 1"),
+        (80, r"`validation_split` must be at most 79"),
+        (0, r"`validation_split` must be at least 1"),
+        ("10%", r"`validation_split` must be an integer"),
+    ],
+)
+def test_bad_validation_split_is_refused_before_anything_is_written(tmp_path, validation_split, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        tuning.search(
+            tiny_resnet(),
+            quadrants(n_train=80),
+            directory=tmp_path / "s",
+            validation_split=validation_split,
+            print_fn=None,
+        )
+    assert not os.path.exists(tmp_path / "s")
+
+
 @pytest.mark.slow
 def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
     directory = tmp_path / "search"
@@ -257,7 +333,15 @@ def test_search_resumes_and_writes_table_plot_and_best_model(tmp_path, fit_log):
     with open(directory / "best" / "metrics.json", encoding="utf-8") as f:
         metrics = json.load(f)
     assert metrics["score"] == pytest.approx(max(row["score"] for row in result.rows))
-    assert metrics["test_accuracy"] == pytest.approx(metrics["score"])
+    # the score is the best model's accuracy on the validation split held out of the training set (10%: 51 of
+    # 512, drawn from the seed), the test accuracy its accuracy on the test split
+    held = holdout_validation(data, 0.1, seed=0)
+    assert metrics["num_validation"] == held.num_validation == 51
+    preprocessing = Preprocessing.load(directory / "preprocessing.json")
+    for split, key in ((held.validation, "score"), (data.test, "test_accuracy")):
+        x, y = next(iter(split.batch(1000)))
+        predicted = np.argmax(result.best_model.predict(preprocessing(x), verbose=0), axis=-1)
+        assert metrics[key] == pytest.approx(float(np.mean(predicted == y.numpy())), abs=1e-6)
 
 
 @pytest.mark.slow
@@ -356,6 +440,10 @@ def test_cli_refuses_bad_input_before_searching(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["tune", "--widths", "16,0"])
     assert "comma-separated positive integers" in capsys.readouterr().err
+    for bad in ("1.5", "0", "-3", "0.0"):
+        with pytest.raises(SystemExit):
+            main(["tune", "--validation-split", bad])
+        assert "--validation-split: must be a fraction in (0, 1)" in capsys.readouterr().err
     out = tmp_path / "cli"
     assert main(["tune", "--model", "resnet50", "--max-macs", "1e6", "--output-dir", str(out)]) == 2
     assert "No configuration of the search space fits the budget" in capsys.readouterr().err

@@ -1,9 +1,11 @@
 """Search the bottleneck widths of ResNet-50/101/152 or GoogLeNet with keras-tuner, within a budget.
 
-Each trial trains with the model's paper's recipe on the package's data pipelines. The search lives in
---output-dir: stop it at any time and rerun with --resume to continue (--overwrite starts over). At the end it
-prints a table of the trials (widths, MACs, parameters, accuracy), writes trials.csv and pareto.png (accuracy
-against MACs, Pareto front marked), and exports the best model without auxiliary heads to OUTPUT_DIR/best/.
+Each trial trains with the model's paper's recipe on the package's data pipelines and is scored on a validation
+split held out of the training set (--validation-split, default 10%); the test split is evaluated once, for the
+best model. The search lives in --output-dir: stop it at any time and rerun with --resume to continue
+(--overwrite starts over). At the end it prints a table of the trials (widths, MACs, parameters, accuracy), writes
+trials.csv and pareto.png (accuracy against MACs, Pareto front marked), and exports the best model without
+auxiliary heads to OUTPUT_DIR/best/.
 
 Example: convnets tune --model resnet50 --dataset digits --max-trials 8 --max-macs 2e8 --tuner bayesian
 """
@@ -61,6 +63,20 @@ def _scales(text: str) -> list[float]:
     return values
 
 
+def _validation_split(text: str) -> int | float:
+    """A count of training examples ("5000") or a fraction of the training set ("0.1")."""
+    try:
+        if text.strip().isdigit():
+            value = int(text)
+            check_int("value", value, minimum=1)
+            return value
+        return check_number("value", float(text), minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"must be a fraction in (0, 1) such as 0.1, or a count of training examples, got {text!r}"
+        ) from None
+
+
 def _formats(text: str) -> list[str]:
     from keras_convnets.export import FORMATS
 
@@ -100,6 +116,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set"
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=_validation_split,
+        default=None,
+        help="training examples held out for the trials' val_accuracy: a fraction (default 0.1) or a count; the "
+        "test split is evaluated once, for the best model",
     )
     parser.add_argument(
         "--image-size",
@@ -185,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch,
+        validation_split=args.validation_split,
         overwrite=args.overwrite,
         resume=True if args.resume else (None if args.overwrite else False),
         distribution_strategy=args.strategy,

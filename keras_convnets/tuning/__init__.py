@@ -27,7 +27,7 @@ from keras_convnets.tuning.hypermodels import (
     ResNetHyperModel,
     hypermodel_for,
 )
-from keras_convnets.tuning.plan import SEARCH_IDENTITY, SearchPlan
+from keras_convnets.tuning.plan import DEFAULT_VALIDATION_SPLIT, SEARCH_IDENTITY, SearchPlan
 from keras_convnets.tuning.report import format_trial_table, pareto_front, plot_pareto, trial_rows, write_trial_csv
 from keras_convnets.tuning.search import SearchResult, search
 from keras_convnets.tuning.tuners import TUNERS, make_tuner
@@ -35,6 +35,7 @@ from keras_convnets.tuning.tuners import TUNERS, make_tuner
 __all__ = [
     "COST_METRICS",
     "DEFAULT_SCALES",
+    "DEFAULT_VALIDATION_SPLIT",
     "GRANULARITIES",
     "INCEPTION_BRANCHES",
     "OBJECTIVE",

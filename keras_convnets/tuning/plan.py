@@ -14,9 +14,9 @@ import keras_tuner
 
 from keras_convnets.tuning.base import BottleneckHyperModel
 from keras_convnets.tuning.tuners import TUNERS
-from keras_convnets.utils.validation import check_choice, check_int
+from keras_convnets.utils.validation import check_choice, check_int, check_number
 
-__all__ = ["SEARCH_IDENTITY", "SearchPlan", "resolve"]
+__all__ = ["DEFAULT_VALIDATION_SPLIT", "SEARCH_IDENTITY", "SearchPlan", "hold_out_validation", "resolve"]
 
 
 # The entries of `search.json` that make a search what it is: a search resumes only when they are unchanged.
@@ -31,7 +31,10 @@ SEARCH_IDENTITY = (
     "max_params",
     "objective",
     "space",
+    "num_validation",
 )
+# He et al. (2016, Section 4.2) held 5k of CIFAR-10's 50k training images out for validation.
+DEFAULT_VALIDATION_SPLIT = 0.1
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class SearchPlan:
     batch_size: int
     steps_per_epoch: int
     objective: str
+    validation_split: int | float | None  # as given (None: the default); `data.num_validation` is what it came to
     hyperparameters: keras_tuner.HyperParameters | None
     tune_new_entries: bool
     overwrite: bool
@@ -84,6 +88,7 @@ def resolve(
     batch_size: int | None,
     steps_per_epoch: int | None,
     objective: str,
+    validation_split: int | float | None,
     hyperparameters: keras_tuner.HyperParameters | None,
     tune_new_entries: bool,
     overwrite: bool,
@@ -125,6 +130,7 @@ def resolve(
             f"The hypermodel has {hypermodel.classes} classes but {data.name!r} has {data.num_classes}. "
             f"Received: classes={hypermodel.classes}"
         )
+    data = hold_out_validation(data, validation_split, seed=seed)
     if batch_size is None:
         batch_size = data.suggested_batch_size or hypermodel.recipe.batch_size
     check_int("batch_size", batch_size, minimum=1)
@@ -143,6 +149,7 @@ def resolve(
         batch_size=batch_size,
         steps_per_epoch=steps,
         objective=objective,
+        validation_split=validation_split,
         hyperparameters=hyperparameters,
         tune_new_entries=tune_new_entries,
         overwrite=overwrite,
@@ -159,6 +166,31 @@ def resolve(
     config = _record(plan)
     _check_previous(plan, config)
     return dataclasses.replace(plan, config=config)
+
+
+def hold_out_validation(data: Any, validation_split: int | float | None, *, seed: int) -> Any:
+    """`data` with a validation split for the trials' objective, held out of its training set
+    (`keras_convnets.data.holdout_validation`: `validation_split` examples, or that fraction of the training set,
+    drawn from `seed`). `None`: the validation split `data` already has, else `DEFAULT_VALIDATION_SPLIT`. The test
+    split is never part of it."""
+    from keras_convnets import data as data_lib
+
+    if data.validation is not None:
+        if validation_split is not None:
+            raise ValueError(
+                f"{data.name!r} already has a validation split ({data.num_validation} examples): pass "
+                f"validation_split=None to use it. Received: validation_split={validation_split!r}"
+            )
+        return data
+    if validation_split is None:
+        validation_split = DEFAULT_VALIDATION_SPLIT
+    if isinstance(validation_split, float):
+        check_number(
+            "validation_split", validation_split, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True
+        )
+    else:
+        check_int("validation_split", validation_split, minimum=1, maximum=max(1, data.num_train - 1))
+    return data_lib.holdout_validation(data, validation_split, seed=seed)
 
 
 def _check_directory(directory: str, *, resume: bool | None, overwrite: bool) -> bool:
@@ -194,6 +226,8 @@ def _record(plan: SearchPlan) -> dict:
         "max_macs": hypermodel.max_macs,
         "max_params": hypermodel.max_params,
         "objective": plan.objective,
+        "validation_split": plan.validation_split,
+        "num_validation": plan.data.num_validation,
         "space": json.loads(json.dumps([p.get_config() for p in space.space], default=str)),
         "recipe": hypermodel.recipe.name,
         "max_trials": plan.max_trials,

@@ -71,6 +71,7 @@ def search(
     batch_size: int | None = None,
     steps_per_epoch: int | None = None,
     objective: str = OBJECTIVE,
+    validation_split: int | float | None = None,
     hyperparameters: keras_tuner.HyperParameters | None = None,
     tune_new_entries: bool = True,
     overwrite: bool = False,
@@ -95,7 +96,13 @@ def search(
 
     The budget is checked before searching (`hypermodel.check_budget`). `resume=None` continues a search found
     in `directory` and starts one otherwise; `resume=True` requires one, `resume=False` refuses one (unless
-    `overwrite=True`, which starts afresh). The validation data of every trial is the dataset's test split.
+    `overwrite=True`, which starts afresh).
+
+    Model selection never sees the test split: every trial's `val_accuracy` (the objective, and the plateau
+    recipe's decisions) is measured on a validation split held out of the training set, `validation_split`
+    examples or that fraction of it (default `DEFAULT_VALIDATION_SPLIT`, 10%; He et al. held 5k of CIFAR-10's 50k
+    out), drawn from `seed`, or the dataset's own validation split when it has one (`validation_split=None`). The
+    best model is evaluated once on the test split: `metrics["test_accuracy"]`, `metrics["test_loss"]`.
     `hypermodel.batch_size`, `.epochs` and `.steps_per_epoch` are set to this search's, for the recipe's schedule.
     """
     plan = resolve(
@@ -108,6 +115,7 @@ def search(
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
         objective=objective,
+        validation_split=validation_split,
         hyperparameters=hyperparameters,
         tune_new_entries=tune_new_entries,
         overwrite=overwrite,
@@ -147,7 +155,8 @@ def _check_space(plan: SearchPlan) -> None:
 
 
 def _prepare(plan: SearchPlan) -> Pipelines:
-    """Write `preprocessing.json` (kept when resuming), `labels.txt` and `search.json`; make the pipelines."""
+    """Write `preprocessing.json` (kept when resuming; measured on the training images left after the hold-out),
+    `labels.txt` and `search.json`; make the pipelines."""
     from keras_convnets import data as data_lib
 
     recipe, data, image_size = plan.hypermodel.recipe, plan.data, plan.image_size
@@ -184,8 +193,9 @@ def _prepare(plan: SearchPlan) -> Pipelines:
             split=split,
         )
 
-    test = evaluation("test")
-    return Pipelines(preprocessing=preprocessing, train=train, validation=test, test=test)
+    return Pipelines(
+        preprocessing=preprocessing, train=train, validation=evaluation("validation"), test=evaluation("test")
+    )
 
 
 # ----------------------------------------------------------------------------------------------- tuner, run
@@ -231,7 +241,8 @@ def _run(plan: SearchPlan, made: keras_tuner.Tuner, pipelines: Pipelines) -> Non
     plan.say(
         f"Searching {plan.hypermodel.name} widths on {plan.data.name} with {plan.tuner} search: up to "
         f"{plan.max_trials} trials ({len(made.oracle.trials)} done), {plan.epochs} epoch(s) of "
-        f"{plan.steps_per_epoch} steps each, recipe {plan.hypermodel.recipe.name!r}."
+        f"{plan.steps_per_epoch} steps each on {plan.data.num_train} training images, validated on "
+        f"{plan.data.num_validation} held out of them, recipe {plan.hypermodel.recipe.name!r}."
     )
     with _failed_trial_tracebacks(plan.verbose > 0):
         made.search(
@@ -301,6 +312,7 @@ def _finish(plan: SearchPlan, made: keras_tuner.Tuner, pipelines: Pipelines) -> 
         "params": row["params"],
         "objective": plan.objective,
         "score": float(best_trial.score),
+        "num_validation": plan.data.num_validation,
         "pareto": pareto,
         "trials": len(rows),
         "completed": sum(r["score"] is not None for r in rows),
