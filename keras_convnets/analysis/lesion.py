@@ -22,6 +22,12 @@ import keras
 
 from keras_convnets.models import common
 
+__all__ = [
+    "Block",
+    "lesion",
+    "list_blocks",
+]
+
 _BLOCK_OUT = re.compile(r"^(conv\d+_block\d+)_out$")
 _BRANCH = re.compile(r"^(conv\d+_block\d+)_[123]_")
 

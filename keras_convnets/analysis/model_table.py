@@ -15,6 +15,17 @@ from keras_convnets.analysis.profiler import profile
 from keras_convnets.models.aux import strip_aux
 from keras_convnets.models.registry import get_model, list_models
 
+__all__ = [
+    "END",
+    "START",
+    "ModelRow",
+    "current_block",
+    "main",
+    "markdown",
+    "model_row",
+    "replace_block",
+]
+
 START = "<!-- model-table:start -->"
 END = "<!-- model-table:end -->"
 

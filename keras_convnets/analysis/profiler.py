@@ -13,6 +13,18 @@ import keras
 
 from keras_convnets.models import common
 
+__all__ = [
+    "HEAD_PREFIXES",
+    "BottleneckCost",
+    "LayerProfile",
+    "ModelProfile",
+    "StageProfile",
+    "bottleneck_cost",
+    "layer_macs",
+    "profile",
+    "stage_of",
+]
+
 
 @dataclass(frozen=True)
 class LayerProfile:

@@ -23,6 +23,14 @@ from typing import Any
 
 import keras
 
+__all__ = [
+    "AUX_PREFIX",
+    "MAIN_OUTPUT",
+    "AuxClassifierModel",
+    "check_aux_loss_weight",
+    "strip_aux",
+]
+
 MAIN_OUTPUT = "predictions"
 AUX_PREFIX = "aux"
 

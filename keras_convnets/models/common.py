@@ -18,6 +18,26 @@ from keras import layers
 from keras_convnets.models.layers import FusedBatchNormalization
 from keras_convnets.utils.validation import check_choice, check_fraction, check_int  # noqa: F401 (re-exported)
 
+__all__ = [
+    "HEAD_DTYPE",
+    "POOLING_OPTIONS",
+    "Builder",
+    "build_model",
+    "channel_axis",
+    "check_choice",
+    "check_fraction",
+    "check_head_arguments",
+    "check_int",
+    "check_weights_argument",
+    "classifier_head",
+    "conv_bn",
+    "load_weights",
+    "model_input",
+    "recursion_limit",
+    "resolve_input_shape",
+    "spatial_dims",
+]
+
 POOLING_OPTIONS = (None, "avg", "max")
 # The last layer of every head (its Dense and activation) computes in float32 under any global dtype policy, as
 # Keras's mixed-precision guide prescribes: a softmax in bfloat16/float16 clips confident probabilities, and the

@@ -61,6 +61,27 @@ from keras_convnets.models.aux import AuxClassifierModel, check_aux_loss_weight
 from keras_convnets.models.layers import LocalResponseNormalization
 from keras_convnets.models.registry import register_model
 
+__all__ = [
+    "AUX_AFTER",
+    "BN_EPSILON",
+    "BN_MOMENTUM",
+    "INCEPTION_TABLE",
+    "NORM_OPTIONS",
+    "TORCHVISION_AUX_GRID",
+    "VARIANT_OPTIONS",
+    "GoogLeNet",
+    "InceptionSpec",
+    "aux_head",
+    "check_table",
+    "conv_unit",
+    "googlenet",
+    "grid_sizes",
+    "inception_module",
+    "max_pool",
+    "minimum_size",
+    "reduce_width",
+]
+
 NORM_OPTIONS = (None, "batch", "lrn")
 VARIANT_OPTIONS = ("paper", "torchvision")
 BN_EPSILON = 1e-3  # torchvision's BasicConv2d

@@ -23,6 +23,18 @@ import numpy as np
 
 from keras_convnets.models import common
 
+__all__ = [
+    "CAFFE_BGR_MEAN",
+    "CLASSES_FILE",
+    "NUM_CLASSES",
+    "PREPROCESS_MODES",
+    "TORCH_RGB_MEAN",
+    "TORCH_RGB_STD",
+    "decode_predictions",
+    "imagenet_classes",
+    "preprocess_input",
+]
+
 PREPROCESS_MODES = ("caffe", "torch", "tf")
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 TORCH_RGB_MEAN = (0.485, 0.456, 0.406)

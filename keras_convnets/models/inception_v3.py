@@ -44,6 +44,27 @@ from keras_convnets.models import common
 from keras_convnets.models.aux import AuxClassifierModel, check_aux_loss_weight
 from keras_convnets.models.registry import register_model
 
+__all__ = [
+    "AUX_AFTER",
+    "BN_EPSILON",
+    "BN_MOMENTUM",
+    "MIXED_TABLE",
+    "MODULES",
+    "InceptionV3",
+    "aux_head",
+    "avg_pool_branch",
+    "concat",
+    "grid_sizes",
+    "inception_v3",
+    "minimum_size",
+    "module_a",
+    "module_b",
+    "module_c",
+    "module_d",
+    "module_e",
+    "unit",
+]
+
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1
 

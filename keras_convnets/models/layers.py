@@ -5,6 +5,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+__all__ = [
+    "FusedBatchNormalization",
+    "IdentityShortcut",
+    "LocalResponseNormalization",
+]
+
 
 @keras.saving.register_keras_serializable(package="keras_convnets")
 class IdentityShortcut(keras.layers.Layer):
