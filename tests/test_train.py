@@ -16,7 +16,7 @@ import tensorflow as tf
 import keras_convnets
 from keras_convnets import trainer
 from keras_convnets.data.preprocessing import Preprocessing
-from keras_convnets.trainer import distribute
+from keras_convnets.trainer import distribute, precision  # noqa: F401 (trainer.precision is patched)
 from tests.conftest import tiny_digits as tiny
 
 pytestmark = pytest.mark.xdist_group("train")  # one worker builds the shared finished run
@@ -198,9 +198,9 @@ def test_strategy_choices(monkeypatch):
 
 
 def test_mixed_precision_choice(monkeypatch):
-    monkeypatch.setattr(trainer.trainer, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    monkeypatch.setattr(trainer.precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
     assert trainer.resolve_mixed_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(trainer.trainer, "cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(trainer.precision, "cpu_flags", lambda: {"avx2"})
     assert trainer.resolve_mixed_precision("auto") == "float32"
     assert trainer.resolve_mixed_precision("mixed_float16") == "mixed_float16"
     assert trainer.resolve_jit_compile("auto") is False  # no GPU here

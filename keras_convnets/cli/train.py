@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
+__all__ = ["configure", "main", "resume_settings", "run"]
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -17,6 +19,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
     return value
 
 
@@ -83,6 +95,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set"
     )
     parser.add_argument("--image-size", type=_positive_int, default=None, help="default: the dataset's or the recipe's")
+    parser.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=None,
+        help="fraction of the training set held out for the per-epoch validation and the plateau schedule "
+        "(default: 0.1 for the plateau recipe, else 0: the per-epoch numbers are the test split's)",
+    )
 
 
 def _slug(text: str) -> str:
@@ -112,11 +131,13 @@ def resume_settings(args: argparse.Namespace) -> dict:
         "seed": config.get("seed"),
         "steps_per_epoch": config.get("steps_per_epoch"),
         "image_size": config.get("image_size"),
+        "validation_split": config.get("validation_split", 0.0),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     from keras_convnets.trainer import train
+    from keras_convnets.utils.naming import canonical_model_name
 
     output_dir = args.output_dir
     saved = {}
@@ -134,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return value if value is not None else saved.get(key) if saved.get(key) is not None else default
 
     model, dataset = setting("model", "resnet20"), setting("dataset", "digits")
-    name = f"{model.lower().replace('-', '').replace(' ', '')}-{_slug(dataset)}"
+    name = f"{canonical_model_name(model, argument='--model')}-{_slug(dataset)}"
     result = train(
         model,
         dataset,
@@ -152,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         sync_bn=args.sync_bn,
         steps_per_epoch=setting("steps_per_epoch"),
         image_size=setting("image_size"),
+        validation_split=setting("validation_split", "auto"),
     )
     return 0 if result.metrics else 1
 

@@ -7,6 +7,14 @@ history) into a temporary directory that is then renamed to `checkpoints/epoch-N
 run killed at any moment (SIGKILL included) leaves either the previous checkpoint or the new one, never half of
 one. `latest_checkpoint` finds the newest complete one and `restore_checkpoint` loads it into a compiled model.
 
+Files and directories are fsynced before each rename (`keras_convnets.utils.io`), so a checkpoint that looks complete
+after a power loss is complete. A checkpoint is still validated when it is read: `load_checkpoint` tries the newest
+first and falls back, with a warning, to the newest one that loads.
+
+The state of the callbacks that decide the schedule (`ResumableReduceLROnPlateau`: its best value, wait and cooldown
+counters) is saved in `state.json`. The recorder must come after them in the callback list, so that the checkpoint
+of epoch e holds the learning rate they set at its end.
+
 (Keras's `BackupAndRestore` is not used: it overwrites its weights file in place and writes the epoch number
 after it, so a kill between the two resumes a trained epoch a second time.)
 """
@@ -14,17 +22,39 @@ after it, so a kill between the two resumes a trained epoch a second time.)
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
 import shutil
 import time
+import warnings
 from typing import Callable
 
 import keras
 import numpy as np
 
-from keras_convnets.utils.io import write_json_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from keras_convnets.utils.io import atomic_directory, atomic_write, write_json_atomic, write_text_atomic
+
+__all__ = [
+    "CHECKPOINT_PATTERN",
+    "HISTORY_FIELDS",
+    "STATE_FILE",
+    "WEIGHTS_FILE",
+    "ResumableReduceLROnPlateau",
+    "RunRecorder",
+    "clean_partial_checkpoints",
+    "format_epoch_line",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "plot_curves",
+    "read_checkpoint_state",
+    "restore_checkpoint",
+    "write_history_csv",
+    "write_json_atomic",  # re-exported: keras_convnets.utils.io's
+    "write_text_atomic",
+]
 
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})$")
 WEIGHTS_FILE = "weights.weights.h5"
@@ -45,19 +75,18 @@ HISTORY_FIELDS = (
 
 def write_history_csv(path: str, history: list[dict]) -> None:
     """The per-epoch history as CSV, written atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
+    write_text_atomic(path, buffer.getvalue())
 
 
-def latest_checkpoint(directory: str) -> str | None:
-    """The newest complete `epoch-NNNN` checkpoint under `directory`, or None."""
+def list_checkpoints(directory: str | None) -> list[str]:
+    """The complete-looking `epoch-NNNN` checkpoints under `directory` (both files present), newest first."""
     if not directory or not os.path.isdir(directory):
-        return None
+        return []
     found = []
     for name in os.listdir(directory):
         match = CHECKPOINT_PATTERN.match(name)
@@ -68,29 +97,91 @@ def latest_checkpoint(directory: str) -> str | None:
             and os.path.isfile(os.path.join(path, STATE_FILE))
         ):
             found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(directory: str | None) -> str | None:
+    """The newest complete-looking `epoch-NNNN` checkpoint under `directory`, or None."""
+    found = list_checkpoints(directory)
+    return found[0] if found else None
 
 
 def read_checkpoint_state(path: str) -> dict:
     with open(os.path.join(path, STATE_FILE), encoding="utf-8") as f:
-        return json.load(f)
+        state = json.load(f)
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or "history" not in state:
+        raise ValueError(f"{os.path.join(path, STATE_FILE)} is not a checkpoint state (epoch, history).")
+    return state
 
 
 def restore_checkpoint(model: keras.Model, path: str) -> dict:
     """Load a checkpoint's model and optimizer variables into the compiled `model` (inside the strategy's scope
-    it was built in) and return its state (`{"epoch": ..., "history": [...]}`)."""
+    it was built in) and return its state (`{"epoch": ..., "history": [...], "callbacks": {...}}`)."""
+    state = read_checkpoint_state(path)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(path, WEIGHTS_FILE))
-    return read_checkpoint_state(path)
+    return state
+
+
+def load_checkpoint(model: keras.Model, directory: str | None) -> tuple[str, dict] | None:
+    """Restore the newest checkpoint under `directory` that loads into `model`: `(path, state)`, or None when there
+    is none. A checkpoint that does not load (a truncated weights file, a torn state) is skipped with a warning; when
+    some exist and none loads, a `ValueError` names them."""
+    candidates = list_checkpoints(directory)
+    failures = []
+    for path in candidates:
+        try:
+            state = restore_checkpoint(model, path)
+        except Exception as error:  # h5py's OSError, a JSON error, a shape mismatch: all mean "does not load"
+            failures.append(f"{path}: {type(error).__name__}: {error}")
+            continue
+        if failures:
+            warnings.warn(
+                "Skipped checkpoints that do not load (" + "; ".join(failures) + f"). Resuming from {path}.",
+                stacklevel=2,
+            )
+        return path, state
+    if failures:
+        raise ValueError(
+            "No checkpoint of the run loads (" + "; ".join(failures) + "). Delete the checkpoints/ directory to "
+            "start the run again."
+        )
+    return None
 
 
 def clean_partial_checkpoints(directory: str) -> None:
     """Remove the temporary directories of checkpoints that a killed run did not finish."""
     if os.path.isdir(directory):
         for name in os.listdir(directory):
-            if name.startswith(".tmp-"):
+            if name.startswith(".tmp-") or (name.startswith(".epoch-") and name.endswith((".partial", ".old"))):
                 shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """Keras's `ReduceLROnPlateau` whose decision state (best value, wait and cooldown counters) can be saved
+    with a checkpoint and restored on resume (`get_state`, `state=`). Keras resets it at the start of `fit`;
+    this one then takes the restored state."""
+
+    def __init__(self, *args, state: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._restored = dict(state) if state else None
+
+    def get_state(self) -> dict:
+        best = self.best
+        return {
+            "best": None if best is None else float(best),
+            "wait": int(self.wait),
+            "cooldown_counter": int(self.cooldown_counter),
+        }
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._restored is not None:
+            self.best = self._restored.get("best")
+            self.wait = int(self._restored.get("wait", 0))
+            self.cooldown_counter = int(self._restored.get("cooldown_counter", 0))
+            self._restored = None
 
 
 def _scalar(value) -> float:
@@ -109,6 +200,9 @@ class RunRecorder(keras.callbacks.Callback):
         print_fn: where the epoch lines go (None: silent).
         epochs: the total, for the lines.
         on_checkpoint: called with the checkpoint path after each one is complete.
+        stateful: callbacks whose `get_state()` is saved in each checkpoint's state.json under "callbacks", by
+            name (they must come before the recorder in the callback list).
+        validation_name: what `val_*` measures, for the epoch lines ("test" or "validation").
     """
 
     def __init__(
@@ -122,6 +216,8 @@ class RunRecorder(keras.callbacks.Callback):
         print_fn: Callable[[str], None] | None = print,
         epochs: int | None = None,
         on_checkpoint: Callable[[str], None] | None = None,
+        stateful: dict[str, keras.callbacks.Callback] | None = None,
+        validation_name: str = "test",
     ):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
@@ -132,6 +228,8 @@ class RunRecorder(keras.callbacks.Callback):
         self.print_fn = print_fn
         self.epochs = epochs
         self.on_checkpoint = on_checkpoint
+        self.stateful = dict(stateful or {})
+        self.validation_name = validation_name
         self._started = 0.0
         self._learning_rate = float("nan")
 
@@ -160,7 +258,7 @@ class RunRecorder(keras.callbacks.Callback):
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
         if self.print_fn is not None:
-            self.print_fn(format_epoch_line(row, self.epochs))
+            self.print_fn(format_epoch_line(row, self.epochs, validation_name=self.validation_name))
         if self.checkpoint_dir:
             self.save_checkpoint(epoch + 1)
         if self.history_csv:
@@ -169,14 +267,15 @@ class RunRecorder(keras.callbacks.Callback):
     def save_checkpoint(self, epoch: int) -> str:
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         final = os.path.join(self.checkpoint_dir, f"epoch-{epoch:04d}")
-        tmp = os.path.join(self.checkpoint_dir, f".tmp-epoch-{epoch:04d}-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        self.model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
-        write_json_atomic(os.path.join(tmp, STATE_FILE), {"epoch": epoch, "history": self.history})
-        if os.path.exists(final):  # a rerun of an epoch already saved (should not happen): replace it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        state = {
+            "epoch": epoch,
+            "history": self.history,
+            "callbacks": {name: callback.get_state() for name, callback in self.stateful.items()},
+        }
+        # a rerun of an epoch already saved (should not happen) replaces it
+        with atomic_directory(final, replace=True) as tmp:
+            self.model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+            write_json_atomic(os.path.join(tmp, STATE_FILE), state)
         self._prune()
         if self.on_checkpoint is not None:
             self.on_checkpoint(final)
@@ -188,7 +287,7 @@ class RunRecorder(keras.callbacks.Callback):
             shutil.rmtree(os.path.join(self.checkpoint_dir, f"epoch-{old:04d}"), ignore_errors=True)
 
 
-def format_epoch_line(row: dict, epochs: int | None = None) -> str:
+def format_epoch_line(row: dict, epochs: int | None = None, *, validation_name: str = "test") -> str:
     total = f"/{epochs}" if epochs else ""
     parts = [f"epoch {row['epoch']}{total} (iteration {row['iterations']})"]
     if "loss" in row:
@@ -197,7 +296,7 @@ def format_epoch_line(row: dict, epochs: int | None = None) -> str:
             train += f", error {100 * row['error']:.2f}%"
         parts.append(train)
     if "val_loss" in row:
-        test = f"test loss {row['val_loss']:.4f}"
+        test = f"{validation_name} loss {row['val_loss']:.4f}"
         if "val_error" in row:
             test += f", error {100 * row['val_error']:.2f}%"
         parts.append(test)
@@ -206,9 +305,9 @@ def format_epoch_line(row: dict, epochs: int | None = None) -> str:
     return " - ".join(parts)
 
 
-def plot_curves(history: list[dict], path: str, *, title: str = "") -> None:
-    """Training (thin, dashed) and test (bold) error against iterations, in the style of He et al. 2016,
-    Figures 1 and 6. Written atomically as PNG."""
+def plot_curves(history: list[dict], path: str, *, title: str = "", validation_name: str = "test") -> None:
+    """Training (thin, dashed) and test (bold; or validation, per `validation_name`) error against iterations, in
+    the style of He et al. 2016, Figures 1 and 6. Written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -221,7 +320,7 @@ def plot_curves(history: list[dict], path: str, *, title: str = "") -> None:
     train = [100 * row["error"] if "error" in row else np.nan for row in history]
     test = [100 * row["val_error"] if "val_error" in row else np.nan for row in history]
     ax.plot(x, train, "--", linewidth=1.0, color="tab:blue", label="training error")
-    ax.plot(x, test, "-", linewidth=2.5, color="tab:blue", label="test error")
+    ax.plot(x, test, "-", linewidth=2.5, color="tab:blue", label=f"{validation_name} error")
     ax.set_xlabel(f"iter.{unit}")
     ax.set_ylabel("error (%)")
     if title:
@@ -229,7 +328,8 @@ def plot_curves(history: list[dict], path: str, *, title: str = "") -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        f.write(buffer.getvalue())

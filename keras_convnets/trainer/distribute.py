@@ -16,6 +16,15 @@ import os
 
 import tensorflow as tf
 
+__all__ = [
+    "STRATEGIES",
+    "check_global_batch",
+    "configure_cpu_devices",
+    "get_strategy",
+    "is_chief",
+    "strategy_name",
+]
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -94,12 +103,19 @@ def strategy_name(strategy: tf.distribute.Strategy) -> str:
 
 
 def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> None:
-    """A global batch must give at least one example to every replica."""
+    """A global batch must give at least one example to every replica, and the same number to each (Keras
+    splits it evenly: a remainder would be dropped, or make replicas see batches of different sizes)."""
     replicas = strategy.num_replicas_in_sync
     if batch_size < replicas:
         raise ValueError(
             f"`batch_size` is the global batch and must be at least the number of replicas ({replicas}, "
             f"under {strategy_name(strategy)}). Received: batch_size={batch_size}"
+        )
+    if batch_size % replicas:
+        raise ValueError(
+            f"`batch_size` is the global batch and must divide by the number of replicas ({replicas}, under "
+            f"{strategy_name(strategy)}): use {batch_size - batch_size % replicas} or "
+            f"{batch_size + replicas - batch_size % replicas}. Received: batch_size={batch_size}"
         )
 
 

@@ -1,0 +1,109 @@
+"""The run directory: `run.json` (the configuration) and the files a run needs before it trains, the check that a
+directory holds the same run before it is resumed, and the choice of the checkpoint to resume from.
+
+    run.json            written first, so that a directory with anything else in it is a training run
+    preprocessing.json  measured once; a resumed run reads it back
+    labels.txt
+    checkpoints/        epoch-NNNN/ (see keras_convnets.trainer.callbacks)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+
+from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.trainer import callbacks as run_callbacks
+from keras_convnets.utils.io import write_json_atomic, write_text_atomic
+
+__all__ = [
+    "IDENTITY",
+    "IDENTITY_DEFAULTS",
+    "RUN_FILE",
+    "check_run_dir",
+    "read_preprocessing",
+    "read_run_json",
+    "resume_from_checkpoint",
+    "write_run_files",
+]
+
+RUN_FILE = "run.json"
+# run.json entries that must match for a directory to be resumed
+IDENTITY = (
+    "model",
+    "dataset",
+    "num_classes",
+    "image_size",
+    "recipe",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "seed",
+    "model_options",
+    "validation_split",
+)
+# what an entry added after a run was started means in that run's run.json (that run had none of it)
+IDENTITY_DEFAULTS = {"validation_split": 0.0}
+
+
+def read_run_json(output_dir: str) -> dict | None:
+    """The `run.json` of `output_dir`, or None where there is none."""
+    path = os.path.join(output_dir, RUN_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_run_dir(output_dir: str, config: dict) -> dict | None:
+    """The `run.json` already in `output_dir`, after checking it describes the same run as `config`; None when
+    the directory holds no run. A different run is a `ValueError` and nothing is written."""
+    previous = read_run_json(output_dir)
+    if previous is None:
+        if os.path.isdir(output_dir) and os.listdir(output_dir):
+            raise ValueError(
+                f"`output_dir` {output_dir!r} is not empty and holds no run.json: it is not a training run. "
+                "Choose another directory. Nothing was written."
+            )
+        return None
+    current = json.loads(json.dumps(config))  # tuples become lists, as in the file
+    differences = []
+    for key in IDENTITY:
+        there = previous.get(key, IDENTITY_DEFAULTS.get(key))
+        if there != current.get(key):
+            differences.append(f"{key}: {there!r} there, {current.get(key)!r} now")
+    if differences:
+        raise ValueError(
+            f"`output_dir` {output_dir!r} holds a run with another configuration ({'; '.join(differences)}). "
+            "Use another --output-dir (or delete that one) to start a new run. Nothing was written."
+        )
+    return previous
+
+
+def read_preprocessing(output_dir: str | None) -> Preprocessing | None:
+    """The preprocessing a previous start of the run measured, or None."""
+    path = os.path.join(output_dir, "preprocessing.json") if output_dir else None
+    return Preprocessing.load(path) if path and os.path.exists(path) else None
+
+
+def write_run_files(output_dir: str, config: dict, preprocessing: Preprocessing, labels: list[str]) -> str:
+    """Write `run.json` first, then `preprocessing.json` (once), `labels.txt` and the `checkpoints/` directory;
+    remove what a killed checkpoint left half-written. Returns the checkpoint directory."""
+    os.makedirs(output_dir, exist_ok=True)
+    write_json_atomic(os.path.join(output_dir, RUN_FILE), config)
+    preprocessing_path = os.path.join(output_dir, "preprocessing.json")
+    if not os.path.exists(preprocessing_path):
+        preprocessing.save(preprocessing_path)
+    write_text_atomic(os.path.join(output_dir, "labels.txt"), "".join(f"{label}\n" for label in labels))
+    checkpoint_dir = os.path.join(output_dir, "checkpoints")
+    os.makedirs(checkpoint_dir, exist_ok=True)
+    run_callbacks.clean_partial_checkpoints(checkpoint_dir)
+    return checkpoint_dir
+
+
+def resume_from_checkpoint(model: keras.Model, checkpoint_dir: str | None) -> tuple[str, dict] | None:
+    """Load the newest checkpoint that loads into the compiled `model`: `(path, state)`, or None to start at
+    epoch 0 (see `callbacks.load_checkpoint`)."""
+    return run_callbacks.load_checkpoint(model, checkpoint_dir)
