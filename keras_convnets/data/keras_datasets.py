@@ -50,9 +50,11 @@ FASHION_MNIST_LABELS = (
 )
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 HORIZONTAL_FLIP = {"fashion_mnist": True, "mnist": False, "cifar10": True, "cifar100": True}
-# the only globals a CIFAR pickle needs: numpy arrays (numpy < 2 and >= 2 spellings)
+# the only globals a CIFAR pickle needs: numpy arrays (numpy < 2 and >= 2 spellings), and `_codecs.encode`, with
+# which Python 3 writes the bytes inside an array at protocol 2 (the published batches, from Python 2, do without)
 _PICKLE_GLOBALS = frozenset(
     {
+        ("_codecs", "encode"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
