@@ -234,3 +234,141 @@ def test_holdout_validation_checks_its_arguments():
         data.eval_pipeline(d, batch_size=4, image_size=16, split="validation")
     with pytest.raises(ValueError, match="`split` must be one of"):
         data.eval_pipeline(d, batch_size=4, image_size=16, split="valid")
+
+
+def write_class_folders(root, classes: int, per_class: int, size: int = 8):
+    """`classes` folders `c00, c01, ...` of `per_class` PNGs each, every pixel of class c equal to 5c."""
+    from PIL import Image
+
+    for c in range(classes):
+        os.makedirs(os.path.join(root, f"c{c:02d}"))
+        for i in range(per_class):
+            pixels = np.full((size, size, 3), 5 * c, dtype="uint8")
+            Image.fromarray(pixels).save(os.path.join(root, f"c{c:02d}", f"{i:03d}.png"))
+
+
+@pytest.fixture(scope="module")
+def fifty_classes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fifty")
+    write_class_folders(root, classes=50, per_class=30)
+    return data.load_image_folder(root)  # 24 training images a class, listed class by class
+
+
+@pytest.mark.parametrize(
+    "augmentation, cache",
+    [("crop_flip", False), ("crop_flip", True), ("none", False), ("scale", True), ("inception", True)],
+)
+def test_folder_batches_mix_the_classes(fifty_classes, augmentation, cache):
+    d = fifty_classes
+    assert (d.num_train, d.num_classes) == (1200, 50)
+    ds = data.train_pipeline(
+        d, batch_size=64, image_size=8, augmentation=augmentation, epochs=1, cache=cache, shuffle_buffer=64
+    )
+    counts = [len(set(y.tolist())) for _, y in ds.as_numpy_iterator()]
+    assert len(counts) == 1200 // 64
+    assert min(counts) >= 20, counts
+
+
+def test_preprocessing_of_a_folder_is_measured_on_every_class(fifty_classes):
+    # 100 of the 1,200 training images: 2 of each class, so the mean is the mean of all classes (5 * 24.5)
+    prep = data.compute_preprocessing("mean_rgb", fifty_classes, image_size=8, max_examples=100)
+    np.testing.assert_array_equal(prep.mean, np.full(3, 122.5, "float32"))
+    whole = data.compute_preprocessing("mean_rgb", fifty_classes, image_size=8)
+    np.testing.assert_allclose(whole.mean, 122.5, rtol=1e-6)
+    sample = data.spread_sample(np.repeat(np.arange(4), [10, 20, 30, 40]), 10, seed=3)
+    assert np.bincount(np.repeat(np.arange(4), [10, 20, 30, 40])[sample]).tolist() == [1, 2, 3, 4]
+    assert np.all(np.diff(sample) > 0)
+
+
+@pytest.fixture(scope="module")
+def small_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    write_folder(root, classes=("a", "b", "c"), per_class=10, size=(10, 14))
+    return data.load_image_folder(root)  # 8 training images a class, of 10x14 pixels
+
+
+@pytest.mark.parametrize("augmentation", ["crop_flip", "scale", "inception", "none"])
+@pytest.mark.parametrize("source", ["in_memory", "streamed", "folder"])
+def test_a_resumed_pipeline_yields_the_batches_of_an_uninterrupted_one(augmentation, source, small_folder):
+    if source == "folder":
+        d = small_folder
+    else:
+        d = tiny_digits(48, 16, size=16)
+    options = dict(batch_size=8, image_size=12, augmentation=augmentation, seed=7, cache=source != "streamed")
+    full = list(data.train_pipeline(d, epochs=3, **options).as_numpy_iterator())
+    steps = d.num_train // 8
+    assert len(full) == 3 * steps
+    resumed = list(data.train_pipeline(d, epochs=3, initial_epoch=1, **options).as_numpy_iterator())
+    assert len(resumed) == 2 * steps
+    for (x1, y1), (x2, y2) in zip(full[steps:], resumed):
+        assert x1.tobytes() == x2.tobytes() and x1.dtype == x2.dtype
+        assert y1.tobytes() == y2.tobytes()
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(full[:steps], full[steps : 2 * steps]))
+    again = list(data.train_pipeline(d, epochs=1, initial_epoch=0, **options).as_numpy_iterator())
+    assert all(x1.tobytes() == x2.tobytes() for (x1, _), (x2, _) in zip(full[:steps], again))
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_crop_flip_pads_the_normalised_image_with_zeros(cache):
+    images = np.full((32, 8, 8, 3), 100, dtype="uint8")
+    labels = np.zeros(32, "int32")
+    d = data.ImageData(
+        name="grey",
+        train=tf.data.Dataset.from_tensor_slices((images, labels)),
+        test=tf.data.Dataset.from_tensor_slices((images, labels)),
+        num_train=32,
+        num_test=32,
+        labels=["a", "b"],
+        image_size=8,
+        train_arrays=(images, labels),
+    )
+    prep = Preprocessing.mean_rgb([60.0, 60.0, 60.0])
+    batches = list(
+        data.train_pipeline(
+            d, batch_size=16, image_size=8, preprocessing=prep, epochs=2, cache=cache
+        ).as_numpy_iterator()
+    )
+    x = np.concatenate([b for b, _ in batches])
+    assert sorted(np.unique(x).tolist()) == [0.0, 40.0]  # the image normalised (100 - 60), its border exactly 0
+    shifted = [(crop == 0.0).any() for crop in x]
+    assert sum(shifted) >= 48  # 80 of the 81 offsets shift the crop
+    for crop in x:  # a padded border is whole rows and columns of zeros
+        zero_rows = (crop == 0.0).all(axis=(1, 2))
+        zero_cols = (crop == 0.0).all(axis=(0, 2))
+        assert np.array_equal(
+            crop == 0.0, zero_rows[:, None, None] | zero_cols[None, :, None] | np.zeros_like(crop, bool)
+        )
+
+
+def test_subset_is_a_seeded_sample_that_cuts_the_arrays(fifty_classes):
+    d = tiny_digits(48, 16)
+    cut = data.subset(d, max_train=20, max_test=8, seed=1)
+    assert (cut.num_train, cut.num_test) == (20, 8)
+    images, labels = cut.train_arrays
+    assert len(images) == 20
+    train_x, train_y = _split_arrays(cut.train)
+    np.testing.assert_array_equal(train_x, images)
+    assert len(_split_arrays(cut.test)[0]) == 8
+    assert not np.array_equal(images, d.train_arrays[0][:20])  # a random sample, not the first 20
+    np.testing.assert_array_equal(data.subset(d, max_train=20, seed=1).train_arrays[0], images)
+    epoch = list(data.train_pipeline(cut, batch_size=4, image_size=16, augmentation="none").as_numpy_iterator())
+    assert len(epoch) == 5
+    seen = sorted(x.tobytes() for b, _ in epoch for x in b.astype("uint8"))
+    assert seen == sorted(x.tobytes() for x in images)  # trains on these 20 and no other
+    assert data.subset(d) is d and data.subset(d, max_train=100).num_train == 48
+    with pytest.raises(ValueError, match="`max_train` must be a positive integer or None. Received: max_train=0"):
+        data.subset(d, max_train=0)
+    with pytest.raises(TypeError, match="`max_test` must be"):
+        data.subset(d, max_test=2.5)
+    folder = data.subset(fifty_classes, max_train=100, max_test=50)
+    assert folder.train_files[0].shape == (100,) and len(set(folder.train_files[1].tolist())) > 40
+    assert len(set(_split_arrays(folder.test)[1].tolist())) > 25
+
+
+def test_a_split_cut_by_hand_is_not_trained_on_whole():
+    # what `experiments.training.load_data` did: the dataset cut, the in-memory arrays left behind
+    d = tiny_digits(48, 16)
+    cut = dataclasses.replace(d, train=d.train.take(16), num_train=16)
+    epoch = list(data.train_pipeline(cut, batch_size=8, image_size=16, augmentation="none").as_numpy_iterator())
+    seen = sorted(x.tobytes() for b, _ in epoch for x in b.astype("uint8"))
+    assert seen == sorted(x.tobytes() for x in d.train_arrays[0][:16])

@@ -2,7 +2,7 @@
 (`augment`) and the tf.data pipelines that feed `model.fit` (`pipelines`)."""
 
 from keras_convnets.data.augment import AUGMENTATIONS, crop_flip_batch, eval_transform
-from keras_convnets.data.dataset import ImageData, holdout_validation
+from keras_convnets.data.dataset import ImageData, holdout_validation, subset
 from keras_convnets.data.idx import load_idx_dir, read_idx
 from keras_convnets.data.keras_datasets import load_builtin
 from keras_convnets.data.pipelines import (
@@ -11,6 +11,7 @@ from keras_convnets.data.pipelines import (
     eval_pipeline,
     fits_in_memory,
     materialize,
+    spread_sample,
     steps_per_epoch_for,
     train_pipeline,
 )
@@ -45,6 +46,8 @@ __all__ = [
     "load_tfds",
     "materialize",
     "read_idx",
+    "spread_sample",
     "steps_per_epoch_for",
+    "subset",
     "train_pipeline",
 ]

@@ -1,5 +1,10 @@
-"""`ImageData`, the two (or three) splits of an image-classification dataset, and the ways to cut it:
-`holdout_validation` (a seeded validation split out of the training set)."""
+"""`ImageData`, the splits of an image-classification dataset, and the ways to cut it: `holdout_validation` (a
+seeded validation split out of the training set) and `subset` (seeded samples of the training and test splits).
+
+A split is a `tf.data.Dataset` of unbatched `(raw uint8 image, int32 label)`. Beside it, a source may keep the
+split's files (`train_files`, `test_files`: paths and labels; the pipelines permute those before decoding) or the
+training images themselves (`train_arrays`); every cut keeps them in step with the datasets.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ImageData", "holdout_validation"]
+__all__ = ["ImageData", "holdout_validation", "subset"]
+
+AUTOTUNE = tf.data.AUTOTUNE
 
 
 @dataclass
 class ImageData:
-    """A dataset split in two: `train` and `test` yield unbatched `(image, label)` with raw uint8 pixels
-    (H, W, 3) and int32 labels. `image_size` is the side of every image when they all share one, else None."""
+    """A dataset split in two (three with a `validation` split): `train`, `test` (and `validation`) yield
+    unbatched `(image, label)` with raw uint8 pixels (H, W, 3) and int32 labels. `image_size` is the side of every
+    image when they all share one, else None."""
 
     name: str
     train: tf.data.Dataset
@@ -31,10 +39,40 @@ class ImageData:
     train_arrays: tuple[np.ndarray, np.ndarray] | None = None  # (images, labels) when already in memory
     validation: tf.data.Dataset | None = None  # held out of the training set (`holdout_validation`)
     num_validation: int = 0
+    train_files: tuple[np.ndarray, np.ndarray] | None = None  # (paths, labels) of an image folder's train split
+    test_files: tuple[np.ndarray, np.ndarray] | None = None  # the same for its test split
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+
+def _matching(pair, count: int):
+    """`pair` (arrays or files) when it still describes a split of `count` examples, else None (a split cut by
+    hand, e.g. `dataclasses.replace(data, train=data.train.take(n), num_train=n)`, leaves them behind)."""
+    return pair if pair is not None and len(pair[0]) == count else None
+
+
+def train_arrays_of(data: ImageData):
+    return _matching(data.train_arrays, data.num_train)
+
+
+def train_files_of(data: ImageData):
+    return _matching(data.train_files, data.num_train)
+
+
+def decode_image(path, label):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return tf.cast(image, tf.uint8), label
+
+
+def files_dataset(paths, labels) -> tf.data.Dataset:
+    """The images of `paths`, decoded in parallel in their order, with `labels`; unreadable files are dropped."""
+    paths = tf.constant(np.asarray(paths, dtype=object).astype(str) if len(paths) else [], tf.string)
+    labels = tf.constant(np.asarray(labels, dtype="int32"), tf.int32)
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return ds.map(decode_image, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
 
 
 def _select(ds: tf.data.Dataset, count: int, indices: np.ndarray) -> tf.data.Dataset:
@@ -43,6 +81,23 @@ def _select(ds: tf.data.Dataset, count: int, indices: np.ndarray) -> tf.data.Dat
     keep[indices] = True
     mask = tf.constant(keep)
     return ds.enumerate().filter(lambda i, xy: mask[i]).map(lambda i, xy: xy)
+
+
+def _pick(ds, count: int, indices: np.ndarray, *, files=None, arrays=None):
+    """The examples at the sorted `indices` of a split: (dataset, files, arrays), each cut from what exists."""
+    if files is not None:
+        files = (files[0][indices], files[1][indices])
+        return files_dataset(*files), files, None
+    if arrays is not None:
+        arrays = (arrays[0][indices], arrays[1][indices])
+        return tf.data.Dataset.from_tensor_slices(arrays), None, arrays
+    return _select(ds, count, indices), None, None
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"`seed` must be an integer. Received: seed={seed!r}")
+    return int(seed) % (1 << 32)
 
 
 def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> ImageData:
@@ -62,24 +117,43 @@ def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> 
             f"`size` must leave at least one training example and hold out at least one: between 1 and "
             f"{data.num_train - 1} for the {data.num_train} training examples of {data.name!r}. Received: size={size!r}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"`seed` must be an integer. Received: seed={seed!r}")
-    order = np.random.RandomState(int(seed) % (1 << 32)).permutation(data.num_train)
+    order = np.random.RandomState(_check_seed(seed)).permutation(data.num_train)
     held, kept = np.sort(order[:count]), np.sort(order[count:])
-    if data.train_arrays is not None and len(data.train_arrays[0]) == data.num_train:
-        images, labels = data.train_arrays
-        train_arrays = (images[kept], labels[kept])
-        train = tf.data.Dataset.from_tensor_slices(train_arrays)
-        validation = tf.data.Dataset.from_tensor_slices((images[held], labels[held]))
-    else:
-        train_arrays = None
-        train = _select(data.train, data.num_train, kept)
-        validation = _select(data.train, data.num_train, held)
+    sources = dict(files=train_files_of(data), arrays=train_arrays_of(data))
+    train, train_files, train_arrays = _pick(data.train, data.num_train, kept, **sources)
+    validation, _, _ = _pick(data.train, data.num_train, held, **sources)
     return dataclasses.replace(
         data,
         train=train,
         num_train=len(kept),
         train_arrays=train_arrays,
+        train_files=train_files,
         validation=validation,
         num_validation=count,
     )
+
+
+def subset(data: ImageData, max_train: int | None = None, max_test: int | None = None, *, seed: int = 0) -> ImageData:
+    """A copy of `data` with at most `max_train` training and `max_test` test examples, each a sample drawn at
+    random from `seed` (in the split's order), so that a folder listed class by class keeps all its classes.
+    `None` keeps a split whole. The in-memory arrays and the file lists are cut with the datasets."""
+    rng = np.random.RandomState(_check_seed(seed))
+    changes = {}
+    for split, limit in (("train", max_train), ("test", max_test)):
+        if limit is None:
+            continue
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
+            raise TypeError(f"`max_{split}` must be a positive integer or None. Received: max_{split}={limit!r}")
+        if limit < 1:
+            raise ValueError(f"`max_{split}` must be a positive integer or None. Received: max_{split}={limit!r}")
+        count = getattr(data, f"num_{split}")
+        if limit >= count:
+            continue
+        indices = np.sort(rng.permutation(count)[: int(limit)])
+        files = _matching(getattr(data, f"{split}_files"), count)
+        arrays = train_arrays_of(data) if split == "train" else None
+        ds, files, arrays = _pick(getattr(data, split), count, indices, files=files, arrays=arrays)
+        changes.update({split: ds, f"num_{split}": int(limit), f"{split}_files": files})
+        if split == "train":
+            changes["train_arrays"] = arrays
+    return dataclasses.replace(data, **changes) if changes else data

@@ -20,7 +20,7 @@ from keras_convnets.data.augment import (
     crop_flip_batch,
     eval_transform,
 )
-from keras_convnets.data.dataset import ImageData
+from keras_convnets.data.dataset import ImageData, decode_image, files_dataset, train_arrays_of, train_files_of
 from keras_convnets.data.preprocessing import Preprocessing
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "eval_pipeline",
     "fits_in_memory",
     "materialize",
+    "spread_sample",
     "steps_per_epoch_for",
     "train_pipeline",
 ]
@@ -43,6 +44,11 @@ def _memory_limit() -> int:
     except (ValueError, OSError, AttributeError):
         physical = 8 << 30
     return min(4 << 30, physical // 4)
+
+
+def _in_graph(num_examples: int, image_size: float) -> bool:
+    """Whether the training set at `image_size` can be held as one tensor of the input pipeline."""
+    return num_examples * image_size * image_size * 3 <= min(_memory_limit(), IN_GRAPH_LIMIT)
 
 
 def fits_in_memory(num_examples: int, image_size: int) -> bool:
@@ -110,8 +116,8 @@ def _split(data: ImageData, split: str) -> tuple[tf.data.Dataset, int]:
 
 def materialize(data: ImageData, *, image_size: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """The `split` as two arrays: uint8 images resized to `image_size` and int32 labels."""
-    arrays = data.train_arrays
-    if split == "train" and arrays is not None and len(arrays[0]) == data.num_train and data.image_size == image_size:
+    arrays = train_arrays_of(data)
+    if split == "train" and arrays is not None and arrays[0].shape[1:3] == (image_size, image_size):
         return arrays
     source, count = _split(data, split)
     ds = _stored(source, count, augmentation="none", size=image_size, known_size=data.image_size, cache=False)
@@ -122,6 +128,17 @@ def materialize(data: ImageData, *, image_size: int, split: str = "train") -> tu
     if not images:
         raise ValueError(f"The {split} split of {data.name!r} yielded no images.")
     return np.concatenate(images), np.concatenate(labels).astype("int32")
+
+
+def _epoch_seed(seed: int, epoch) -> tf.Tensor:
+    """The stateless seed of epoch `epoch`: its order and its augmentation are drawn from it alone."""
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+
+
+def _permuted(count: int, seed: int, epoch) -> tf.data.Dataset:
+    """Indices `0 .. count - 1` in the order of epoch `epoch`, repeated (an epoch may be longer than the set)."""
+    order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=_epoch_seed(seed, epoch))
+    return tf.data.Dataset.from_tensor_slices(order).repeat()
 
 
 def train_pipeline(
@@ -142,82 +159,116 @@ def train_pipeline(
     """Batches of `(preprocessed float images, int32 labels)` for epochs `initial_epoch .. epochs - 1`, exactly
     `steps_per_epoch` full batches each (default: all full batches of the training set).
 
-    When the training images fit in memory at `image_size` and the augmentation works on fixed-size images
-    ("crop_flip", "none"), the set is held in memory and epoch `e` is a permutation and an augmentation drawn from
-    `(seed, e)` only: a run resumed at epoch `e` sees the batches an uninterrupted run sees. Otherwise images stream
-    through a shuffle buffer (`shuffle_buffer`, default 10,000) seeded with `(seed, initial_epoch)`.
+    Epoch `e` is built from `(seed, e)` alone on every path, so a run resumed at epoch `e` sees the batches an
+    uninterrupted run sees:
+    - the training set held in memory (it fits at `image_size`, or the source keeps it as arrays): a permutation
+      of the whole set drawn from `(seed, e)`;
+    - an image folder (its file list): a permutation of all the files drawn from `(seed, e)`, then decoded in
+      parallel, so that every batch mixes the classes however the folders are listed;
+    - any other source too large for memory: a shuffle buffer (`shuffle_buffer`, default 10,000) seeded with
+      `(seed, e)`.
+    Random crops ("scale", "inception") draw from `(seed, e, position in the epoch)`; "crop_flip" draws from
+    `(seed, e, batch)` and pads the preprocessed images with zeros (fb.resnet.torch: normalise, then pad), so
+    the border is the mean colour.
     """
     _check_augmentation(augmentation)
     flip = data.horizontal_flip if horizontal_flip is None else horizontal_flip
     steps = steps_per_epoch or steps_per_epoch_for(data.num_train, batch_size)
     seed = int(seed)
-    epoch_seeds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch))
+    epoch_range = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch))
+    fixed_size = augmentation in ("crop_flip", "none")
 
-    in_memory = data.num_train * image_size * image_size * 3 <= min(_memory_limit(), IN_GRAPH_LIMIT)
-    if augmentation in ("crop_flip", "none") and cache and in_memory:
-        images, labels = materialize(data, image_size=image_size)
-        count = len(images)
-        whole = tf.data.Dataset.from_tensors((images, labels))  # the training set as one element
-
-        def epoch_dataset(epoch):
-            order = tf.random.experimental.stateless_shuffle(
-                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
-            )
-            indices = tf.data.Dataset.from_tensor_slices(order).repeat().batch(batch_size, drop_remainder=True)
-            ds = tf.data.Dataset.zip((indices.take(steps), whole.repeat()))
-            ds = ds.map(
-                lambda i, xy: (tf.gather(xy[0], i), tf.gather(xy[1], i)),
+    def examples(epoch, ds):
+        """Unbatched raw examples of one epoch (in its order) -> its augmented, preprocessed batches."""
+        if not fixed_size:
+            epoch_seed = _epoch_seed(seed, epoch)
+            ds = ds.enumerate().map(
+                lambda i, xy: (
+                    _train_transform(
+                        xy[0],
+                        tf.random.experimental.stateless_fold_in(epoch_seed, i),
+                        augmentation=augmentation,
+                        size=image_size,
+                        flip=flip,
+                    ),
+                    xy[1],
+                ),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=True,
             )
+        return batches(epoch, ds.batch(batch_size, drop_remainder=True).take(steps))
+
+    def batches(epoch, ds):
+        def finish(b, x, y):
+            x = tf.cast(x, tf.float32)
+            if preprocessing is not None:
+                x = preprocessing(x)
             if augmentation == "crop_flip":
-                ds = ds.enumerate().map(
-                    lambda b, xy: (
-                        crop_flip_batch(
-                            xy[0], tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + epoch, b]), flip=flip
-                        ),
-                        xy[1],
-                    ),
+                batch_seed = tf.stack([tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64), b])
+                x = crop_flip_batch(x, batch_seed, flip=flip)
+            return x, y
+
+        return ds.enumerate().map(lambda b, xy: finish(b, *xy), num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    arrays, files = None, train_files_of(data)
+    if fixed_size and cache and _in_graph(data.num_train, image_size):
+        arrays = materialize(data, image_size=image_size)  # resized once
+    elif not fixed_size and cache:
+        raw = train_arrays_of(data)
+        if raw is not None and raw[0].nbytes <= min(_memory_limit(), IN_GRAPH_LIMIT):
+            arrays = raw
+
+    # `payload` is the big constant (the images, or the file list) as an element zipped to each epoch, so that it
+    # is not copied into the graph of the epoch function.
+    if arrays is not None:  # one tensor, gathered by batches of indices drawn from (seed, epoch)
+        payload = tf.data.Dataset.from_tensors(arrays)
+
+        def epoch_dataset(epoch, images_labels):
+            images, labels = images_labels
+            indices = _permuted(len(arrays[0]), seed, epoch).batch(batch_size, drop_remainder=True)
+            ds = indices.take(steps) if fixed_size else indices
+            ds = ds.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+            return batches(epoch, ds) if fixed_size else examples(epoch, ds.unbatch())
+
+    elif files is not None:  # the whole file list, permuted from (seed, epoch), then decoded in parallel
+        payload = tf.data.Dataset.from_tensors(
+            (tf.constant(files[0].astype(str), tf.string), tf.constant(files[1], tf.int32))
+        )
+
+        def epoch_dataset(epoch, paths_labels):
+            paths, labels = paths_labels
+            ds = _permuted(len(files[0]), seed, epoch).map(
+                lambda i: decode_image(tf.gather(paths, i), tf.gather(labels, i)),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=True,
+            )
+            ds = ds.ignore_errors()
+            if fixed_size:
+                ds = ds.map(
+                    lambda x, y: (_to_uint8(_resize_square(x, image_size)), y),
                     num_parallel_calls=AUTOTUNE,
                     deterministic=True,
                 )
-            return ds
+            return examples(epoch, ds)
 
-        return _finish(epoch_seeds.flat_map(epoch_dataset), preprocessing)
+    else:  # a stream: a shuffle buffer seeded from (seed, epoch)
+        base = _stored(
+            data.train,
+            data.num_train,
+            augmentation=augmentation,
+            size=image_size,
+            known_size=data.image_size,
+            cache=cache,
+        )
+        buffer = shuffle_buffer or min(data.num_train, 10_000)
+        payload = tf.data.Dataset.from_tensors(tf.constant(0))
 
-    base = _stored(
-        data.train, data.num_train, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=cache
-    )
-    buffer = shuffle_buffer or min(data.num_train, 10_000)
-    stream = base.shuffle(buffer, seed=seed * 1_000_003 + initial_epoch + 1, reshuffle_each_iteration=True).repeat()
-    first = initial_epoch * steps * batch_size
-    stream = stream.enumerate(start=first)
-    if augmentation in ("scale", "inception"):
-        stream = stream.map(
-            lambda i, xy: (
-                _train_transform(
-                    xy[0],
-                    tf.stack([tf.constant(seed, tf.int64), i]),
-                    augmentation=augmentation,
-                    size=image_size,
-                    flip=flip,
-                ),
-                xy[1],
-            ),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
-        )
-    else:
-        stream = stream.map(lambda i, xy: xy)
-    total = max(0, epochs - initial_epoch) * steps
-    ds = stream.batch(batch_size, drop_remainder=True).take(total)
-    if augmentation == "crop_flip":
-        ds = ds.enumerate(start=initial_epoch * steps).map(
-            lambda b, xy: (crop_flip_batch(xy[0], tf.stack([tf.constant(seed, tf.int64), b]), flip=flip), xy[1]),
-            num_parallel_calls=AUTOTUNE,
-            deterministic=True,
-        )
-    return _finish(ds, preprocessing)
+        def epoch_dataset(epoch, _):
+            shuffle_seed = tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64) + 1
+            return examples(epoch, base.shuffle(buffer, seed=shuffle_seed).repeat())
+
+    ds = tf.data.Dataset.zip((epoch_range, payload.repeat())).flat_map(epoch_dataset)
+    return _finish(ds, None)
 
 
 def eval_pipeline(
@@ -245,6 +296,20 @@ def eval_pipeline(
     return _finish(ds.batch(batch_size), preprocessing)
 
 
+def spread_sample(labels: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
+    """`size` sorted indices of `labels` drawn at random, each class in proportion to its share (stratified):
+    the example of rank r (in a random order) among the n of its class has the key (r + u) / n, u uniform in
+    [0, 1), and the `size` smallest keys are taken."""
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    keys = np.empty(len(labels), "float64")
+    for value in np.unique(labels):
+        where = np.flatnonzero(labels == value)
+        ranks = rng.permutation(len(where))
+        keys[where] = (ranks + rng.uniform(size=len(where))) / len(where)
+    return np.sort(np.argsort(keys, kind="stable")[:size])
+
+
 def compute_preprocessing(
     mode: str,
     data: ImageData,
@@ -254,7 +319,9 @@ def compute_preprocessing(
     max_examples: int = 10_000,
 ) -> Preprocessing:
     """The recipe's `Preprocessing` measured on (up to `max_examples` of) the training images as evaluation sees
-    them: `"mean_image"` (per-pixel mean), `"mean_rgb"` (per-channel mean), `"inception"` or `"none"`."""
+    them: `"mean_image"` (per-pixel mean), `"mean_rgb"` (per-channel mean), `"inception"` or `"none"`. A larger
+    set is sampled with `spread_sample` (every class in proportion) where its labels are known without decoding
+    (image folders, in-memory arrays); other sources give their first `max_examples`."""
     if mode == "none":
         return Preprocessing.none()
     if mode == "inception":
@@ -263,9 +330,20 @@ def compute_preprocessing(
         raise ValueError(
             f"`preprocessing` must be one of 'mean_image', 'mean_rgb', 'inception', 'none'. Received: preprocessing={mode!r}"
         )
-    ds = _stored(
-        data.train, data.num_train, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False
-    )
+    ds, num = data.train, data.num_train
+    files, arrays = train_files_of(data), train_arrays_of(data)
+    labels = files[1] if files is not None else arrays[1] if arrays is not None else None
+    if num > max_examples and labels is not None:  # a sample spread over the classes, not the first files
+        indices = spread_sample(labels, max_examples)
+        ds, num = (
+            (
+                files_dataset(files[0][indices], labels[indices])
+                if files is not None
+                else tf.data.Dataset.from_tensor_slices((arrays[0][indices], labels[indices]))
+            ),
+            len(indices),
+        )
+    ds = _stored(ds, num, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False)
     if augmentation in ("scale", "inception"):
         ds = ds.map(
             lambda x, y: (eval_transform(x, augmentation=augmentation, size=image_size), y), num_parallel_calls=AUTOTUNE

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-from keras_convnets.data.dataset import ImageData
+from keras_convnets.data.dataset import ImageData, files_dataset
 
 __all__ = ["EMBEDDED", "IMAGE_SIGNATURES", "load_dataset", "load_digits", "load_image_folder", "load_tfds"]
 
@@ -110,17 +110,8 @@ def _scan_classes(root: str) -> tuple[dict[str, list[str]], int]:
     return classes, skipped
 
 
-def _decode(path, label):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return tf.cast(image, tf.uint8), label
-
-
-def _folder_dataset(items: list[tuple[str, int]]) -> tf.data.Dataset:
-    paths = tf.constant([p for p, _ in items], tf.string)
-    labels = tf.constant([label for _, label in items], tf.int32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    return ds.map(_decode, num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
+def _files(items: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([p for p, _ in items], dtype=object), np.array([label for _, label in items], dtype="int32")
 
 
 def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) -> ImageData:
@@ -172,14 +163,17 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
         )
     if not test_items:
         raise ValueError(f"`dataset` directory {root!r} has too few images to hold out a test split.")
+    train_files, test_files = _files(train_items), _files(test_items)
     return ImageData(
         name=os.path.basename(os.path.normpath(root)),
-        train=_folder_dataset(train_items),
-        test=_folder_dataset(test_items),
+        train=files_dataset(*train_files),
+        test=files_dataset(*test_files),
         num_train=len(train_items),
         num_test=len(test_items),
         labels=names,
         notes=[f"skipped {skipped} files that are not images"] if skipped else [],
+        train_files=train_files,
+        test_files=test_files,
     )
 
 
