@@ -60,14 +60,14 @@ def test_short_runs_keep_the_boundaries_at_the_same_fractions():
     assert schedule.boundaries == [100, 150]  # 50% and 75% of 200 iterations
 
 
-def test_googlenet_decreases_4_percent_every_8_epochs():
+def test_googlenet_is_poly_05_over_the_run():
+    # BVLC quick_solver.prototxt: base_lr 0.01, lr_policy "poly", power 0.5, over the whole run (60 epochs)
     schedule = recipes.learning_rate_schedule(
         recipes.RECIPES["googlenet"], batch_size=32, steps_per_epoch=100, epochs=60
     )
     assert lr(schedule, 0) == pytest.approx(0.01)
-    assert lr(schedule, 799) == pytest.approx(0.01)
-    assert lr(schedule, 800) == pytest.approx(0.0096)
-    assert lr(schedule, 1600) == pytest.approx(0.01 * 0.96**2)
+    assert lr(schedule, 4500) == pytest.approx(0.01 * 0.25**0.5)
+    assert lr(schedule, 6000) == 0.0
     assert recipes.RECIPES["googlenet"].aux_loss_weight == 0.3
 
 
@@ -94,12 +94,14 @@ def test_imagenet_recipe_is_a_constant_rate_divided_on_plateaus():
     )
     optimizer = recipes.make_optimizer(recipe, 0.1)
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9 and optimizer.weight_decay == 1e-4
+    assert optimizer.weight_decay_mode == "coupled" and optimizer.decay_variables == "kernels"
 
 
 def test_schedules_serialize():
     for schedule in (
         schedules.StepDecay(0.1, [10, 20], warmup_steps=3, warmup_learning_rate=0.01),
         schedules.ExponentialStaircase(0.045, 200, 0.94),
+        schedules.PolynomialDecay(0.01, 200, power=0.5),
     ):
         clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
         assert type(clone) is type(schedule) and clone.get_config() == schedule.get_config()
@@ -110,7 +112,7 @@ def test_default_recipes():
     assert recipes.default_recipe("resnet20").name == "cifar"
     assert recipes.default_recipe("plainnet110").name == "cifar"
     assert recipes.default_recipe("resnet50").name == "imagenet"
-    assert recipes.default_recipe("vgg16").name == "imagenet"
+    assert recipes.default_recipe("vgg16").name == "vgg"
     assert recipes.default_recipe("googlenet").name == "googlenet"
     assert recipes.default_recipe("inception_v3").name == "inception_v3"
 

@@ -8,6 +8,17 @@ Iteration counts are given at the recipe's own batch size. When the global batch
 scales linearly with it (`schedules.linear_scaling`) and the iteration counts inversely, so that the schedule
 covers the same number of epochs. When the run is given a length in epochs, the step boundaries stay at the
 same fractions of it (the CIFAR schedule divides at 50% and 75% of training).
+
+Weight decay (`keras_convnets.trainer.optimizers`): the papers' frameworks add `wd * w` to the gradient before
+momentum ("coupled", every recipe here but Inception v3's); Keras's own `weight_decay` ("decoupled",
+`w -= lr * wd * w`) is about 10x weaker at momentum 0.9 and is an explicit option. Inception v3's TF-slim
+reference puts `wd * sum(w**2) / 2` in the loss ("loss"), where gradient clipping sees it: that mode needs
+`prepare_model(model, recipe)` before `compile`. The decayed variables are the conv and dense kernels
+(`decay_variables="kernels"`, the BVLC Caffe prototxts' `decay_mult` 1 on weights and 0 on biases); biases and
+batch-norm gamma/beta are not decayed unless `decay_variables="all"` (fb.resnet.torch's choice).
+
+Every field is checked when a `Recipe` is made (`ValueError`/`TypeError` naming the field, the allowed values and
+what was received).
 """
 
 from __future__ import annotations
@@ -17,11 +28,35 @@ from dataclasses import asdict, dataclass, replace
 
 import keras
 
-from keras_convnets.trainer import schedules
+from keras_convnets.data.augment import AUGMENTATIONS
+from keras_convnets.data.preprocessing import MODES as PREPROCESSINGS
+from keras_convnets.trainer import optimizers, schedules
+from keras_convnets.utils.validation import check_choice, check_int, check_number
 
-SCHEDULES = ("step", "plateau", "exponential")
-AUGMENTATIONS = ("crop_flip", "scale", "inception")
+__all__ = [
+    "AUGMENTATIONS",
+    "DECAY_MODES",
+    "DECAY_VARIABLES",
+    "OPTIMIZERS",
+    "PREPROCESSINGS",
+    "RECIPES",
+    "Recipe",
+    "SCHEDULES",
+    "default_epochs",
+    "default_recipe",
+    "get_recipe",
+    "learning_rate_schedule",
+    "list_recipes",
+    "make_loss",
+    "make_optimizer",
+    "prepare_model",
+    "with_overrides",
+]
+
+SCHEDULES = ("step", "plateau", "exponential", "poly")
 OPTIMIZERS = ("sgd", "rmsprop")
+DECAY_MODES = optimizers.DECAY_MODES
+DECAY_VARIABLES = optimizers.DECAY_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -30,14 +65,15 @@ class Recipe:
     optimizer: str  # "sgd" (with momentum) or "rmsprop"
     learning_rate: float  # at `batch_size`
     batch_size: int
-    weight_decay: float  # applied by the optimizer on every weight
-    schedule: str  # "step" (at `boundaries`), "plateau" (divide on a plateau), "exponential" (staircase)
+    weight_decay: float  # L2 decay rate, in the form of `weight_decay_mode`, on `decay_variables`
+    schedule: str  # "step" (at `boundaries`), "plateau" (divide on a plateau), "exponential" (staircase), "poly"
     augmentation: str  # see keras_convnets.data
     preprocessing: str  # a keras_convnets.data.preprocessing mode
     momentum: float = 0.9
     boundaries: tuple[int, ...] = ()  # iterations at `batch_size` ("step")
     decay_factor: float = 0.1  # per boundary ("step", "plateau") or per period ("exponential")
     decay_epochs: float = 0.0  # period of the "exponential" schedule
+    poly_power: float = 0.5  # "poly": lr * (1 - t / T) ** poly_power over the run's T iterations
     total_iterations: int | None = None  # length of training at `batch_size`, when the paper gives it
     total_epochs: int | None = None  # length of training in epochs, when the paper gives that instead
     plateau_patience: int = 0  # epochs without improvement of the test error before dividing ("plateau")
@@ -49,7 +85,70 @@ class Recipe:
     global_clipnorm: float | None = None
     label_smoothing: float = 0.0
     aux_loss_weight: float = 0.0
+    weight_decay_mode: str = "coupled"  # "coupled" (Caffe, Torch), "decoupled" (Keras, AdamW), "loss" (TF-slim)
+    decay_variables: str = "kernels"  # "kernels" (conv and dense) or "all" trainable variables
     source: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"`name` must be a non-empty string. Received: name={self.name!r}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        check_choice("preprocessing", self.preprocessing, PREPROCESSINGS)
+        check_choice("weight_decay_mode", self.weight_decay_mode, DECAY_MODES)
+        check_choice("decay_variables", self.decay_variables, DECAY_VARIABLES)
+        check_number("learning_rate", self.learning_rate, minimum=0, exclusive_minimum=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_number("momentum", self.momentum, minimum=0, maximum=1, exclusive_maximum=True)
+        check_number("decay_factor", self.decay_factor, minimum=0, maximum=1, exclusive_minimum=True)
+        check_number("decay_epochs", self.decay_epochs, minimum=0)
+        check_number("poly_power", self.poly_power, minimum=0, exclusive_minimum=True)
+        check_int("plateau_patience", self.plateau_patience, minimum=0)
+        check_int("warmup_iterations", self.warmup_iterations, minimum=0)
+        check_number("warmup_learning_rate", self.warmup_learning_rate, minimum=0)
+        check_number("rmsprop_rho", self.rmsprop_rho, minimum=0, maximum=1, exclusive_maximum=True)
+        check_number("rmsprop_epsilon", self.rmsprop_epsilon, minimum=0, exclusive_minimum=True)
+        check_number("label_smoothing", self.label_smoothing, minimum=0, maximum=1, exclusive_maximum=True)
+        check_number("aux_loss_weight", self.aux_loss_weight, minimum=0)
+        if self.global_clipnorm is not None:
+            check_number("global_clipnorm", self.global_clipnorm, minimum=0, exclusive_minimum=True)
+        for field in ("total_iterations", "total_epochs"):
+            if getattr(self, field) is not None:
+                check_int(field, getattr(self, field), minimum=1)
+        if self.schedule == "step" and self.total_iterations is None:
+            raise ValueError(
+                "`total_iterations` is required by `schedule='step'` (the boundaries are fractions of it). "
+                "Received: total_iterations=None"
+            )
+        if self.total_iterations is None and self.total_epochs is None:
+            raise ValueError(
+                "One of `total_iterations` and `total_epochs` must be given. "
+                "Received: total_iterations=None, total_epochs=None"
+            )
+        if not isinstance(self.boundaries, tuple) or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.boundaries
+        ):
+            raise ValueError(
+                f"`boundaries` must be a tuple of positive integers. Received: boundaries={self.boundaries!r}"
+            )
+        if list(self.boundaries) != sorted(set(self.boundaries)):
+            raise ValueError(f"`boundaries` must be strictly increasing. Received: boundaries={self.boundaries!r}")
+        if self.schedule == "exponential" and not self.decay_epochs > 0:
+            raise ValueError(
+                "`decay_epochs` must be greater than 0 with `schedule='exponential'`. "
+                f"Received: decay_epochs={self.decay_epochs!r}"
+            )
+        if self.warmup_iterations and not self.warmup_learning_rate > 0:
+            raise ValueError(
+                "`warmup_learning_rate` must be greater than 0 when `warmup_iterations` > 0. "
+                f"Received: warmup_learning_rate={self.warmup_learning_rate!r}"
+            )
+        if not isinstance(self.warmup_models, tuple) or not all(isinstance(m, str) for m in self.warmup_models):
+            raise ValueError(
+                f"`warmup_models` must be a tuple of model names. Received: warmup_models={self.warmup_models!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,28 +192,31 @@ RECIPES: dict[str, Recipe] = {
         preprocessing="mean_image",
         source="He et al. 2016, Section 3.4",
     ),
-    # Szegedy et al. 2014, Section 6: momentum 0.9, "decreasing the learning rate by 4% every 8 epochs";
-    # auxiliary losses weighted by 0.3. The paper gives neither the initial rate, the batch, the weight decay nor
-    # the length: those are the BVLC reference solver's (base_lr 0.01, batch 32, weight_decay 0.0002,
-    # 2.4M iterations = 60 epochs of ImageNet).
+    # Szegedy et al. 2014, Section 6: momentum 0.9, auxiliary losses weighted by 0.3. The paper's "decreasing the
+    # learning rate by 4% every 8 epochs" ran on DistBelief for an unstated length; the paper gives neither the
+    # initial rate, the batch nor the weight decay. This recipe is ONE BVLC Caffe solver, quick_solver.prototxt:
+    # base_lr 0.01, lr_policy "poly" with power 0.5 over max_iter 2.4M iterations at batch 32 (train_val.prototxt)
+    # = 60 epochs of ImageNet, momentum 0.9, weight_decay 0.0002. (solver.prototxt's "step" 0.96 every 320k
+    # iterations = 8 epochs runs to 10M iterations, about 250 epochs: cut to 60 it would end at 75% of its start.)
     "googlenet": Recipe(
         name="googlenet",
         optimizer="sgd",
         learning_rate=0.01,
         batch_size=32,
         weight_decay=2e-4,
-        schedule="exponential",
-        decay_factor=0.96,
-        decay_epochs=8,
+        schedule="poly",
+        poly_power=0.5,
         total_epochs=60,
         augmentation="inception",
         preprocessing="mean_rgb",
         aux_loss_weight=0.3,
-        source="Szegedy et al. 2014, Section 6; BVLC GoogLeNet solver",
+        source="Szegedy et al. 2014, Section 6; BVLC GoogLeNet quick_solver.prototxt",
     ),
     # Szegedy et al. 2015, Section 8: batch 32, 100 epochs, RMSProp with decay 0.9 and epsilon 1.0, learning rate
     # 0.045 decayed every two epochs by 0.94, gradient clipping with threshold 2.0; Section 7: label smoothing 0.1.
-    # Weight decay 4e-5 and the auxiliary loss weight 0.4 are the TF-slim reference's (not in the paper).
+    # Weight decay 4e-5 and the auxiliary loss weight 0.4 are the TF-slim reference's (not in the paper); TF-slim
+    # puts the decay in the loss (l2_regularizer: 4e-5 * sum(w**2) / 2 on conv and dense kernels), where the
+    # gradient clipping sees it: weight_decay_mode="loss" (needs `prepare_model`).
     "inception_v3": Recipe(
         name="inception_v3",
         optimizer="rmsprop",
@@ -132,7 +234,26 @@ RECIPES: dict[str, Recipe] = {
         aux_loss_weight=0.4,
         augmentation="inception",
         preprocessing="inception",
+        weight_decay_mode="loss",
         source="Szegedy et al. 2015, Sections 7 and 8; TF-slim inception_v3",
+    ),
+    # Simonyan and Zisserman 2015, Section 3.1: mini-batch 256, momentum 0.9, weight decay (L2) 5e-4, dropout 0.5
+    # on the first two fully-connected layers (the model's own), learning rate 1e-2 "decreased by a factor of 10
+    # when the validation set accuracy stopped improving" (3 times), stopped after 370K iterations (74 epochs);
+    # random 224 crops of rescaled images (scale jittering S in [256, 512]; the "scale" augmentation here draws the
+    # shorter side in [256, 480]), horizontal flips; the mean RGB value subtracted. (The patience is not given.)
+    "vgg": Recipe(
+        name="vgg",
+        optimizer="sgd",
+        learning_rate=0.01,
+        batch_size=256,
+        weight_decay=5e-4,
+        schedule="plateau",
+        plateau_patience=5,
+        total_iterations=370_000,
+        augmentation="scale",
+        preprocessing="mean_rgb",
+        source="Simonyan and Zisserman 2015, Section 3.1",
     ),
 }
 
@@ -151,7 +272,7 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
     """The recipe of the paper a registered model comes from: CIFAR nets -> "cifar", GoogLeNet -> "googlenet",
-    Inception v3 -> "inception_v3", other ImageNet nets -> "imagenet". For other names, the input size decides
+    Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For other names, the input size decides
     (at most 64 pixels -> "cifar")."""
     key = model_name.lower().replace("-", "").replace(" ", "")
     if key in ("googlenet", "inception_v3", "inceptionv3"):
@@ -161,7 +282,7 @@ def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
             depth = int(key[len(prefix) :])
             return RECIPES["imagenet" if depth in (18, 34, 50, 101, 152) else "cifar"]
     if key.startswith("vgg"):
-        return RECIPES["imagenet"]
+        return RECIPES["vgg"]
     return RECIPES["cifar" if input_size is not None and input_size <= 64 else "imagenet"]
 
 
@@ -192,6 +313,8 @@ def learning_rate_schedule(
             lr, decay_steps=max(1, round(recipe.decay_epochs * steps_per_epoch)), rate=recipe.decay_factor
         )
     total = epochs * steps_per_epoch
+    if recipe.schedule == "poly":
+        return schedules.PolynomialDecay(lr, decay_steps=max(1, total), power=recipe.poly_power)
     recipe_total = recipe.total_iterations * per_batch
     boundaries = sorted({max(1, round(b * per_batch * total / recipe_total)) for b in recipe.boundaries})
     boundaries = [b for b in boundaries if b < total] or []
@@ -219,13 +342,42 @@ def make_loss(recipe: Recipe):
 
 
 def make_optimizer(recipe: Recipe, learning_rate) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer with `learning_rate` (a float or a schedule)."""
-    common = dict(learning_rate=learning_rate, weight_decay=recipe.weight_decay or None)
+    """The recipe's optimizer with `learning_rate` (a float or a schedule): `optimizers.SGD` or
+    `optimizers.RMSprop`, with the recipe's weight decay in its `weight_decay_mode` on its `decay_variables`.
+
+    With `weight_decay_mode="loss"` (Inception v3) the optimizer does not decay: call `prepare_model` on the
+    model before `compile` (the optimizer warns when it is built on a model without the penalty)."""
+    common = dict(
+        learning_rate=learning_rate,
+        weight_decay=recipe.weight_decay or None,
+        weight_decay_mode=recipe.weight_decay_mode,
+        decay_variables=recipe.decay_variables,
+    )
     if recipe.global_clipnorm:
         common["global_clipnorm"] = recipe.global_clipnorm
     if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(momentum=recipe.momentum, **common)
-    return keras.optimizers.RMSprop(rho=recipe.rmsprop_rho, epsilon=recipe.rmsprop_epsilon, **common)
+        return optimizers.SGD(momentum=float(recipe.momentum), **common)
+    return optimizers.RMSprop(rho=float(recipe.rmsprop_rho), epsilon=float(recipe.rmsprop_epsilon), **common)
+
+
+def prepare_model(model: keras.Model, recipe: Recipe) -> keras.Model:
+    """What the recipe needs of the model before `compile`: with `weight_decay_mode="loss"`, TF-slim's L2
+    penalty `weight_decay * sum(w**2) / 2` (`optimizers.L2Decay`) on every decayed variable, so that it is in
+    `model.losses`, in the training loss and in the gradient that clipping sees. Other modes: nothing to do.
+    Call it after building (and inside the strategy scope), before `compile`. Returns `model`."""
+    if recipe.weight_decay_mode != "loss" or not recipe.weight_decay:
+        return model
+    decayed = {id(v) for v in model.trainable_variables if optimizers.is_decayed(v, recipe.decay_variables)}
+    penalty = optimizers.L2Decay(recipe.weight_decay)
+    for layer in model._flatten_layers(include_self=False) if hasattr(model, "_flatten_layers") else model.layers:
+        for attribute in ("kernel", "depthwise_kernel", "pointwise_kernel", "bias", "gamma", "beta"):
+            variable = getattr(layer, attribute, None)
+            if variable is not None and id(variable) in decayed and hasattr(layer, f"{attribute}_regularizer"):
+                setattr(layer, f"{attribute}_regularizer", penalty)  # kept in the layer's config
+    for variable in model.trainable_variables:
+        if id(variable) in decayed:
+            variable.regularizer = penalty
+    return model
 
 
 def with_overrides(recipe: Recipe, **changes) -> Recipe:

@@ -7,6 +7,8 @@ The schedules count optimizer iterations (`optimizer.iterations`, 0 for the firs
   for about 400 iterations).
 - `ExponentialStaircase`: multiply by `rate` every `decay_steps` iterations (GoogLeNet: 0.96 every 8 epochs;
   Inception v3: 0.94 every 2 epochs).
+- `PolynomialDecay`: Caffe's "poly" policy, `initial_learning_rate * (1 - step / decay_steps) ** power`, 0 from
+  `decay_steps` on (BVLC GoogLeNet quick_solver: power 0.5 over the whole run).
 
 `linear_scaling` scales a recipe's learning rate with the global batch (Goyal et al. 2017).
 """
@@ -17,6 +19,8 @@ from typing import Sequence
 
 import keras
 from keras import ops
+
+__all__ = ["ExponentialStaircase", "PolynomialDecay", "StepDecay", "linear_scaling"]
 
 
 def _check_positive(argument: str, value) -> float:
@@ -105,6 +109,33 @@ class ExponentialStaircase(keras.optimizers.schedules.LearningRateSchedule):
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
             "rate": self.rate,
+            "name": self.name,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_convnets")
+class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`initial_learning_rate * (1 - step / decay_steps) ** power` for `step < decay_steps`, then 0 (Caffe's
+    `lr_policy: "poly"` with `max_iter = decay_steps`)."""
+
+    def __init__(
+        self, initial_learning_rate: float, decay_steps: int, power: float = 0.5, name: str = "PolynomialDecay"
+    ):
+        self.initial_learning_rate = _check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps, minimum=1)
+        self.power = _check_positive("power", power)
+        self.name = name
+
+    def __call__(self, step):
+        # (T - t) / T rather than 1 - t / T: exact in float32 near the end of the run
+        remaining = ops.maximum(float(self.decay_steps) - ops.cast(step, "float32"), 0.0) / float(self.decay_steps)
+        return ops.cast(self.initial_learning_rate * ops.power(remaining, self.power), "float32")
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "power": self.power,
             "name": self.name,
         }
 
