@@ -372,3 +372,18 @@ def test_a_split_cut_by_hand_is_not_trained_on_whole():
     epoch = list(data.train_pipeline(cut, batch_size=8, image_size=16, augmentation="none").as_numpy_iterator())
     seen = sorted(x.tobytes() for b, _ in epoch for x in b.astype("uint8"))
     assert seen == sorted(x.tobytes() for x in d.train_arrays[0][:16])
+
+
+def test_holdout_validation_of_a_folder_cuts_its_file_list(small_folder):
+    split = data.holdout_validation(small_folder, 6, seed=2)
+    paths, labels = split.train_files
+    assert (split.num_train, split.num_validation, len(paths)) == (18, 6, 18)
+    all_paths = set(small_folder.train_files[0].tolist())
+    assert set(paths.tolist()) < all_paths and len(set(paths.tolist())) == 18
+    val_x, val_y = _split_arrays(split.validation)
+    assert val_x.shape == (6, 10, 14, 3)
+    train_x, _ = _split_arrays(split.train)
+    everything = sorted(x.tobytes() for x in _split_arrays(small_folder.train)[0])
+    assert sorted(x.tobytes() for x in np.concatenate([train_x, val_x])) == everything
+    epoch = list(data.train_pipeline(split, batch_size=6, image_size=12, augmentation="scale").as_numpy_iterator())
+    assert sorted(np.concatenate([y for _, y in epoch]).tolist()) == sorted(labels.tolist())

@@ -1,6 +1,6 @@
 """Augmentations and the evaluation transforms that go with them:
 - `"crop_flip"` (He et al. 2016, Section 4.2): pad 4 pixels, random crop back to size, horizontal flip; vectorised
-  on whole batches.
+  on whole batches. The pipelines apply it to the normalised images, so the zero padding is the mean colour.
 - `"scale"` (Section 3.4): shorter side resized at random in [256, 480] (scaled by size / 224), random crop, flip;
   evaluation resizes the shorter side to 256 and takes the central crop.
 - `"inception"`: a random crop of 8%-100% of the area with aspect ratio in [3/4, 4/3], resized, flipped;
@@ -81,7 +81,8 @@ def _train_transform(image, seed, *, augmentation: str, size: int, flip: bool):
 
 def crop_flip_batch(images, seed, *, pad: int = 4, flip: bool = True):
     """Pad a batch (B, H, W, C) by `pad` zero pixels, crop each image back to H x W at its own random offset and
-    flip half of them, all vectorised. `seed` is a stateless seed (2 integers)."""
+    flip half of them, all vectorised. `seed` is a stateless seed (2 integers). Give it normalised images
+    (fb.resnet.torch normalises, then pads): the padding is then the mean colour."""
     images = tf.convert_to_tensor(images)
     shape = tf.shape(images)
     batch, height, width = shape[0], shape[1], shape[2]

@@ -1,8 +1,11 @@
 """The tf.data pipelines that feed `model.fit` and evaluation: they decode in parallel, cache in memory what fits,
 augment (`keras_convnets.data.augment`), apply the recipe's `Preprocessing` and prefetch.
 
-Training is reproducible and resumable: the order and the augmentation of epoch `e` depend only on `(seed, e)`,
-so a run restarted at epoch `e` sees exactly the batches an uninterrupted run would.
+Training is reproducible and resumable: the order and the augmentation of epoch `e` depend only on `(seed, e)`
+on every path (one dataset per epoch, seeded by its number), so a run restarted at epoch `e` sees exactly the
+batches an uninterrupted run would. An image folder is read in a permutation of its whole file list, drawn anew
+each epoch, so every batch mixes the classes however the folders are listed. "crop_flip" pads the preprocessed
+image with zeros (fb.resnet.torch: normalise, then pad), so the border is the mean colour, not black.
 """
 
 from __future__ import annotations
