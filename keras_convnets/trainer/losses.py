@@ -5,6 +5,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_convnets.utils.validation import check_fraction
+
+__all__ = ["SparseCategoricalCrossentropy"]
+
 
 @keras.saving.register_keras_serializable(package="keras_convnets")
 class SparseCategoricalCrossentropy(keras.losses.Loss):
@@ -23,14 +27,7 @@ class SparseCategoricalCrossentropy(keras.losses.Loss):
         name: str = "sparse_categorical_crossentropy",
         dtype=None,
     ):
-        if (
-            isinstance(label_smoothing, bool)
-            or not isinstance(label_smoothing, (int, float))
-            or not 0 <= label_smoothing < 1
-        ):
-            raise ValueError(
-                f"`label_smoothing` must be a number in [0, 1). Received: label_smoothing={label_smoothing!r}"
-            )
+        check_fraction("label_smoothing", label_smoothing)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.label_smoothing = float(label_smoothing)
         self.from_logits = from_logits
