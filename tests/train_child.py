@@ -1,9 +1,12 @@
 """A tiny training run in its own process, for the tests that kill, resume and distribute training.
 
     python tests/train_child.py OUTPUT_DIR [--epochs N] [--strategy NAME] [--cpu-devices N] [--sync-bn]
+        [--recipe NAME] [--augmentation NAME] [--patience N] [--stream]
 
 Trains a CIFAR ResNet-8 on 64 digits at 16x16 (seed 7, deterministic ops, float32) and prints one JSON line
-(`RESULT {...}`) with the replicas, the per-epoch losses and the test accuracy.
+(`RESULT {...}`) with the replicas, the per-epoch losses and the test accuracy. `--augmentation` and `--patience`
+override the recipe's augmentation and plateau patience; `--stream` makes the training pipeline stream (no
+in-memory cache), as it does for a set too large for memory.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ def main() -> int:
     parser.add_argument("--cpu-devices", type=int, default=0)
     parser.add_argument("--sync-bn", action="store_true")
     parser.add_argument("--check-small-batch", action="store_true")
+    parser.add_argument("--recipe", default="cifar")
+    parser.add_argument("--augmentation", default=None)
+    parser.add_argument("--patience", type=int, default=None)
+    parser.add_argument("--stream", action="store_true")
     args = parser.parse_args()
 
     from keras_convnets.trainer import distribute
@@ -38,6 +45,24 @@ def main() -> int:
 
     import keras_convnets
     from keras_convnets import data, trainer
+    from keras_convnets.trainer import recipes
+
+    if args.stream:
+        pipeline = data.train_pipeline
+
+        def streaming(*a, **kw):
+            return pipeline(*a, **{**kw, "cache": False})
+
+        data.train_pipeline = streaming  # the trainer looks it up in keras_convnets.data
+
+    recipe = recipes.get_recipe(args.recipe)
+    overrides = {}
+    if args.augmentation is not None:
+        overrides["augmentation"] = args.augmentation
+    if args.patience is not None:
+        overrides["plateau_patience"] = args.patience
+    if overrides:
+        recipe = recipes.with_overrides(recipe, **overrides)
 
     def resnet8(**kwargs):
         return keras_convnets.CifarResNet(8, **kwargs)
@@ -66,7 +91,8 @@ def main() -> int:
         tiny,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        recipe="cifar",
+        recipe=recipe,
+        image_size=16,
         strategy=strategy,
         mixed_precision="float32",
         output_dir=args.output_dir,
@@ -78,6 +104,7 @@ def main() -> int:
     report.update(
         replicas=strategy.num_replicas_in_sync,
         losses=[row["loss"] for row in result.history],
+        learning_rates=[row["learning_rate"] for row in result.history],
         test_accuracy=result.metrics["test_accuracy"],
         synchronized=[layer.synchronized for layer in result.model.layers if hasattr(layer, "synchronized")][:1],
     )
