@@ -343,3 +343,15 @@ def test_poly_schedule_is_the_closed_form():
     assert type(clone) is schedules.PolynomialDecay and clone.get_config() == schedule.get_config()
     with pytest.raises(ValueError, match="decay_steps"):
         schedules.PolynomialDecay(0.1, decay_steps=0)
+
+
+def test_model_names_are_read_as_the_registry_spells_them():
+    assert recipes.default_recipe("VGG-16").name == "vgg"
+    assert recipes.default_recipe("Inception-v3").name == "inception_v3"
+    assert recipes.default_recipe("ResNet-50").name == "imagenet"
+    schedule = recipes.learning_rate_schedule(
+        recipes.RECIPES["cifar"], batch_size=128, steps_per_epoch=500, epochs=128, model_name="ResNet-110"
+    )
+    assert lr(schedule, 0) == pytest.approx(0.01) and lr(schedule, 400) == pytest.approx(0.1)
+    with pytest.raises(TypeError, match="`boundaries` must be an integer. Received: boundaries=1.5"):
+        schedules.StepDecay(0.1, [1.5])

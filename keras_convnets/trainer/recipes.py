@@ -31,6 +31,7 @@ import keras
 from keras_convnets.data.augment import AUGMENTATIONS
 from keras_convnets.data.preprocessing import MODES as PREPROCESSINGS
 from keras_convnets.trainer import optimizers, schedules
+from keras_convnets.utils.naming import canonical_model_name
 from keras_convnets.utils.validation import check_choice, check_int, check_number
 
 __all__ = [
@@ -274,8 +275,8 @@ def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
     """The recipe of the paper a registered model comes from: CIFAR nets -> "cifar", GoogLeNet -> "googlenet",
     Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For other names, the input size decides
     (at most 64 pixels -> "cifar")."""
-    key = model_name.lower().replace("-", "").replace(" ", "")
-    if key in ("googlenet", "inception_v3", "inceptionv3"):
+    key = canonical_model_name(model_name, argument="model_name")
+    if key in ("googlenet", "inception_v3"):
         return RECIPES["googlenet" if key == "googlenet" else "inception_v3"]
     for prefix in ("resnet", "plainnet"):
         if key.startswith(prefix) and key[len(prefix) :].isdigit():
@@ -319,7 +320,7 @@ def learning_rate_schedule(
     boundaries = sorted({max(1, round(b * per_batch * total / recipe_total)) for b in recipe.boundaries})
     boundaries = [b for b in boundaries if b < total] or []
     warmup = 0
-    if model_name.lower() in recipe.warmup_models and recipe.warmup_iterations:
+    if model_name and canonical_model_name(model_name) in recipe.warmup_models and recipe.warmup_iterations:
         warmup = max(1, round(recipe.warmup_iterations * per_batch))
     return schedules.StepDecay(
         lr,

@@ -20,18 +20,17 @@ from typing import Sequence
 import keras
 from keras import ops
 
+from keras_convnets.utils.validation import check_int, check_number
+
 __all__ = ["ExponentialStaircase", "PolynomialDecay", "StepDecay", "linear_scaling"]
 
 
 def _check_positive(argument: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{argument}` must be a positive number. Received: {argument}={value!r}")
-    return float(value)
+    return check_number(argument, value, minimum=0, exclusive_minimum=True)
 
 
 def _check_steps(argument: str, value, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{argument}` must be an integer >= {minimum}. Received: {argument}={value!r}")
+    check_int(argument, value, minimum=minimum)
     return value
 
 
