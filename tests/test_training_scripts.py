@@ -49,10 +49,35 @@ def test_scripts_say_what_they_do_and_how_to_run_them(name):
 
 def test_cifar_resnet(tmp_path):
     stdout, out = run_script("cifar_resnet", tmp_path)
-    match = search(r"^resnet8 on digits: 4 epochs, test loss ([\d.]+), test accuracy ([\d.]+)$", stdout)
+    match = search(r"^resnet8 on digits: 4 epochs \(88 steps\), test loss ([\d.]+), test accuracy ([\d.]+)$", stdout)
     assert float(match[2]) >= 0.4  # chance is 0.1; 4 epochs of the recipe reach about 0.66
     assert (out / "model.keras").stat().st_size > 0
     assert not (out / "backup").exists() or not os.listdir(out / "backup")  # BackupAndRestore cleans up at the end
+
+
+@pytest.mark.slow
+def test_cifar_resnet_resumes_after_a_kill(tmp_path):
+    """SIGKILL during epoch 3, run again: it goes on after the last finished epoch, with the optimizer's step
+    count (and so the learning-rate schedule) restored: 4 epochs of 22 steps end at step 88."""
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    command = [sys.executable, os.path.join("training", "cifar_resnet.py"), "--smoke", "--output-dir", str(out)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in process.stdout:
+            if line.startswith("Epoch 3/4"):  # epochs 1 and 2 are backed up
+                process.kill()
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert process.returncode == -9
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    finished = int(search(r"^resuming after epoch (\d) of 4$", result.stdout)[1])
+    assert finished in (2, 3)
+    assert "Epoch 1/4" not in result.stdout and "Epoch 4/4" in result.stdout
+    search(r"^resnet8 on digits: 4 epochs \(88 steps\), test loss [\d.]+, test accuracy [\d.]+$", result.stdout)
 
 
 def test_imagenet_resnet50_mirrors_over_two_replicas(tmp_path):

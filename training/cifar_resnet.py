@@ -90,7 +90,10 @@ def main():
     )
     loss, accuracy = model.evaluate(test, verbose=0)
     model.save(os.path.join(output_dir, "model.keras"))
-    print(f"{model.name} on {dataset.name}: {epochs} epochs, test loss {loss:.4f}, test accuracy {accuracy:.4f}")
+    steps_done = int(model.optimizer.iterations)  # a resumed run restores it with the weights
+    print(
+        f"{model.name} on {dataset.name}: {epochs} epochs ({steps_done} steps), test loss {loss:.4f}, test accuracy {accuracy:.4f}"
+    )
 
 
 if __name__ == "__main__":
