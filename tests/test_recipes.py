@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -245,10 +246,28 @@ def test_inception_v3_clipping_sees_the_l2_gradient():
         np.testing.assert_allclose(v.numpy(), e, rtol=1e-5, atol=1e-6, err_msg=v.path)
 
 
-def test_loss_mode_without_the_penalty_warns():
-    optimizer = recipes.make_optimizer(recipes.RECIPES["inception_v3"], 0.045)
+def test_loss_mode_without_the_penalty_warns_and_decays_coupled():
+    recipe = recipes.with_overrides(recipes.RECIPES["inception_v3"], weight_decay=1e-2, global_clipnorm=None)
+    w0, grads = _fixed_problem(seed=4, steps=3)
+    kernel = keras.Variable(w0, name="kernel")
+    optimizer = recipes.make_optimizer(recipe, 0.045)
     with pytest.warns(UserWarning, match="prepare_model"):
-        optimizer.build(_tiny_model().trainable_variables)
+        optimizer.build([kernel])
+    for g in grads:
+        optimizer.apply([g], [kernel])
+    reference = _run(optimizers.RMSprop(learning_rate=0.045, rho=0.9, epsilon=1.0, weight_decay=1e-2), w0, grads)
+    np.testing.assert_allclose(kernel.numpy(), reference, rtol=1e-6, atol=1e-7)
+    # with the penalty on the model, the optimizer itself does not decay
+    model = recipes.prepare_model(_tiny_model(), recipe)
+    quiet = recipes.make_optimizer(recipe, 0.045)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet.build(model.trainable_variables)
+    variables = model.trainable_variables
+    before = [v.numpy().copy() for v in variables]
+    quiet.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    for v, b in zip(variables, before):
+        np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)
 
 
 def test_optimizers_round_trip_their_config():

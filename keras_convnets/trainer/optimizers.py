@@ -62,6 +62,7 @@ class _CoupledDecay:
             check_number("weight_decay", self.weight_decay, minimum=0)
         self.weight_decay_mode = weight_decay_mode
         self.decay_variables = decay_variables
+        self._coupled_fallback = False
 
     def build(self, variables):
         if self.built:
@@ -71,12 +72,15 @@ class _CoupledDecay:
             bool(self.weight_decay) and is_decayed(v, self.decay_variables) and self._use_weight_decay(v)
             for v in variables
         ]
+        self._coupled_fallback = False
         if self.weight_decay_mode == "loss" and any(self._decayed):
             if not any(getattr(v, "regularizer", None) is not None for v, d in zip(variables, self._decayed) if d):
+                # The model lacks the penalty: decay coupled (after clipping) rather than not at all.
+                self._coupled_fallback = True
                 warnings.warn(
                     f"`weight_decay_mode='loss'` with weight_decay={self.weight_decay}, but no decayed variable "
-                    "carries a regularizer: nothing decays. Call `keras_convnets.trainer.recipes.prepare_model"
-                    "(model, recipe)` before compiling.",
+                    "carries a regularizer: the decay is applied coupled, after gradient clipping. Call "
+                    "`keras_convnets.trainer.recipes.prepare_model(model, recipe)` before compiling.",
                     stacklevel=2,
                 )
 
@@ -85,9 +89,10 @@ class _CoupledDecay:
         return
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.weight_decay and self.weight_decay_mode != "loss" and self._decayed[self._get_variable_index(variable)]:
+        mode = "coupled" if self._coupled_fallback else self.weight_decay_mode
+        if self.weight_decay and mode != "loss" and self._decayed[self._get_variable_index(variable)]:
             wd = ops.cast(self.weight_decay, variable.dtype)
-            if self.weight_decay_mode == "coupled":
+            if mode == "coupled":
                 gradient = ops.add(ops.cast(gradient, variable.dtype), ops.multiply(wd, variable))
             else:
                 lr = ops.cast(learning_rate, variable.dtype)
