@@ -1,10 +1,11 @@
 """Training for the experiments: a model, a dataset and a recipe in, error curves against iterations out.
 
 It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes (`keras_convnets.trainer.recipes`):
-the same recipe, batch, seed and data order for every model of an experiment. Training error is measured as the
-papers plot it, on the training batches as they are trained (augmented, training mode), averaged over the
-iterations since the previous point; test error is measured at each point on the whole test split in inference
-mode. At the end the training split is also evaluated in inference mode.
+the same recipe (its optimizer, schedule, augmentation and loss, label smoothing included), batch, seed and data
+order for every model of an experiment. Training error is measured as the papers plot it, on the training batches as
+they are trained (augmented, training mode), averaged over the iterations since the previous point; test error is
+measured at each point on the whole test split in inference mode. At the end the training split is also evaluated in
+inference mode.
 """
 
 from __future__ import annotations
