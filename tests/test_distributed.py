@@ -57,6 +57,8 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
     assert report["losses"][-1] < report["losses"][0]
     assert report["synchronized"] == [True]
     assert "at least the number of replicas (2" in report["small_batch_error"]
+    assert "must divide by the number of replicas (2" in report["uneven_batch_error"]
+    assert "Received: batch_size=3" in report["uneven_batch_error"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["replicas"] == 2 and metrics["strategy"] == "MirroredStrategy"
 

@@ -86,6 +86,12 @@ def main() -> int:
             trainer.train(resnet8, tiny, epochs=1, batch_size=1, strategy=strategy, print_fn=None)
         except ValueError as error:
             report["small_batch_error"] = str(error)
+        try:  # a global batch the replicas cannot share evenly
+            trainer.train(
+                resnet8, tiny, epochs=1, batch_size=strategy.num_replicas_in_sync + 1, strategy=strategy, print_fn=None
+            )
+        except ValueError as error:
+            report["uneven_batch_error"] = str(error)
     result = trainer.train(
         resnet8,
         tiny,
