@@ -490,3 +490,20 @@ def test_a_truncated_checkpoint_falls_back_to_the_newest_that_loads(finished_run
             seed=1,
             print_fn=None,
         )
+
+
+def test_cli_validation_split(tmp_path):
+    import argparse
+
+    from keras_convnets.cli import train as cli_train
+
+    parser = argparse.ArgumentParser()
+    cli_train.configure(parser)
+    assert parser.parse_args(["--validation-split", "0.2"]).validation_split == 0.2
+    assert parser.parse_args([]).validation_split is None  # train's "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--validation-split", "1"])
+    (tmp_path / "run.json").write_text(json.dumps({"model": "resnet20", "validation_split": 0.2}))
+    assert cli_train.resume_settings(parser.parse_args(["--resume", str(tmp_path)]))["validation_split"] == 0.2
+    (tmp_path / "run.json").write_text(json.dumps({"model": "resnet20"}))  # a run from before the option: none
+    assert cli_train.resume_settings(parser.parse_args(["--resume", str(tmp_path)]))["validation_split"] == 0.0
