@@ -33,9 +33,7 @@ def build_model(config: TrainConfig) -> keras.Model:
     """The network of the run (under the current dtype policy), with the run's auxiliary loss weight."""
     builder = get_builder(config.model) if isinstance(config.model, str) else config.model
     net = builder(input_shape=config.input_shape, classes=config.data.num_classes, **config.model_options)
-    prepare = getattr(recipes, "prepare_model", None)  # the recipe's needs before compile (an L2 loss term)
-    if prepare is not None:
-        prepare(net, config.recipe)
+    recipes.prepare_model(net, config.recipe)  # what the recipe needs before compile (an L2 term in the loss)
     if config.aux_loss_weight is not None and hasattr(net, "aux_loss_weight"):
         net.aux_loss_weight = config.aux_loss_weight
     return net
