@@ -507,3 +507,14 @@ def test_cli_validation_split(tmp_path):
     assert cli_train.resume_settings(parser.parse_args(["--resume", str(tmp_path)]))["validation_split"] == 0.2
     (tmp_path / "run.json").write_text(json.dumps({"model": "resnet20"}))  # a run from before the option: none
     assert cli_train.resume_settings(parser.parse_args(["--resume", str(tmp_path)]))["validation_split"] == 0.0
+
+
+def test_a_run_of_another_recipe_names_only_the_fields_that_differ(tmp_path):
+    from keras_convnets.trainer import recipes, run_dir
+
+    config = resolve().run_json()
+    run_dir.write_run_files(str(tmp_path), config, Preprocessing.none(), ["a"])
+    changed = dict(config, recipe=recipes.with_overrides(recipes.RECIPES["cifar"], learning_rate=0.05).to_dict())
+    with pytest.raises(ValueError, match=r"\(recipe.learning_rate: 0.1 there, 0.05 now\)") as error:
+        run_dir.check_run_dir(str(tmp_path), changed)
+    assert len(str(error.value)) < 300

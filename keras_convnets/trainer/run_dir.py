@@ -71,9 +71,17 @@ def check_run_dir(output_dir: str, config: dict) -> dict | None:
     current = json.loads(json.dumps(config))  # tuples become lists, as in the file
     differences = []
     for key in IDENTITY:
-        there = previous.get(key, IDENTITY_DEFAULTS.get(key))
-        if there != current.get(key):
-            differences.append(f"{key}: {there!r} there, {current.get(key)!r} now")
+        there, now = previous.get(key, IDENTITY_DEFAULTS.get(key)), current.get(key)
+        if there == now:
+            continue
+        if isinstance(there, dict) and isinstance(now, dict):  # a recipe: only the fields that differ
+            differences += [
+                f"{key}.{field}: {there.get(field)!r} there, {now.get(field)!r} now"
+                for field in sorted(set(there) | set(now))
+                if there.get(field) != now.get(field)
+            ]
+        else:
+            differences.append(f"{key}: {there!r} there, {now!r} now")
     if differences:
         raise ValueError(
             f"`output_dir` {output_dir!r} holds a run with another configuration ({'; '.join(differences)}). "
