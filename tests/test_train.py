@@ -518,3 +518,12 @@ def test_a_run_of_another_recipe_names_only_the_fields_that_differ(tmp_path):
     with pytest.raises(ValueError, match=r"\(recipe.learning_rate: 0.1 there, 0.05 now\)") as error:
         run_dir.check_run_dir(str(tmp_path), changed)
     assert len(str(error.value)) < 300
+
+
+def test_a_model_that_does_not_build_leaves_no_run_directory(tmp_path):
+    def too_small(input_shape, classes):
+        raise ValueError(f"`input_shape` is too small. Received: input_shape={input_shape}")
+
+    with pytest.raises(ValueError, match="too small"):
+        trainer.train(too_small, tiny(), epochs=1, batch_size=16, output_dir=str(tmp_path / "run"), print_fn=None)
+    assert not (tmp_path / "run").exists()  # the corrected command is not refused as another run

@@ -1,5 +1,5 @@
 """The model phase of `train`: build the network inside the strategy's scope under the run's precision policy,
-compile it with the recipe's optimizer, schedule and loss, and restore the checkpoint to resume from. Also the
+compile it with the recipe's optimizer, schedule and loss, and (`resume`) restore the checkpoint to resume from. Also the
 float32 copy a mixed-precision run ends with, and the Keras 3 multi-worker workaround."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from keras_convnets.models.registry import get_builder
 from keras_convnets.trainer import recipes, run_dir
 from keras_convnets.trainer.config import TrainConfig
 
-__all__ = ["Compiled", "build_and_compile", "build_model", "float32_copy", "prepare_for_multi_worker"]
+__all__ = ["Compiled", "build_and_compile", "build_model", "float32_copy", "prepare_for_multi_worker", "resume"]
 
 
 @dataclass
@@ -49,8 +49,7 @@ def synchronize_batch_norm(model: keras.Model) -> int:
 
 
 def build_and_compile(config: TrainConfig) -> Compiled:
-    """Build and compile in the strategy's scope under the run's policy, then restore the newest checkpoint of
-    the run directory that loads (optimizer state included)."""
+    """Build and compile in the strategy's scope under the run's policy (`resume` then restores a checkpoint)."""
     previous_policy = keras.config.dtype_policy()
     try:
         keras.config.set_dtype_policy(config.precision)
@@ -72,15 +71,23 @@ def build_and_compile(config: TrainConfig) -> Compiled:
                 metrics=["accuracy"],
                 jit_compile=config.jit,
             )
-            compiled = Compiled(net, loss)
-            restored = run_dir.resume_from_checkpoint(net, config.checkpoint_dir) if config.output_dir else None
-            if restored is not None:
-                compiled.checkpoint, state = restored
-                compiled.initial_epoch = int(state["epoch"])
-                compiled.history = list(state["history"])
-                compiled.callback_states = dict(state.get("callbacks") or {})
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    return Compiled(net, loss)
+
+
+def resume(config: TrainConfig, compiled: Compiled) -> Compiled:
+    """Restore the newest checkpoint of the run directory that loads (optimizer state included) into the compiled
+    model, in the strategy's scope; `compiled` then says where training starts."""
+    if config.output_dir is None:
+        return compiled
+    with config.strategy.scope():
+        restored = run_dir.resume_from_checkpoint(compiled.model, config.checkpoint_dir)
+    if restored is not None:
+        compiled.checkpoint, state = restored
+        compiled.initial_epoch = int(state["epoch"])
+        compiled.history = list(state["history"])
+        compiled.callback_states = dict(state.get("callbacks") or {})
     return compiled
 
 

@@ -5,7 +5,8 @@
 
 `train` is five phases that pass one frozen `TrainConfig`: resolve the configuration (`config.resolve_config`:
 every argument checked, nothing written), prepare the data and the run directory, build and compile
-(`building.build_and_compile`, resuming from a checkpoint), fit, and finish (evaluate the test split once, save,
+(`building.build_and_compile`; only then is the run directory written, so a model that does not build leaves
+nothing behind; `building.resume` restores a checkpoint), fit, and finish (evaluate the test split once, save,
 export).
 
 The model is built and compiled inside the `tf.distribute` strategy's scope. With an `output_dir` the run is
@@ -39,6 +40,7 @@ from keras_convnets.trainer.building import (
     build_model,
     float32_copy,
     prepare_for_multi_worker,
+    resume,
 )
 from keras_convnets.trainer.config import TrainConfig, resolve_config
 from keras_convnets.utils.io import fsync_directory, write_json_atomic
@@ -147,7 +149,10 @@ def train(
         validation_split=validation_split,
     )
     preprocessing = _prepare_run_dir(config, say)
-    compiled = build_and_compile(config)
+    compiled = build_and_compile(config)  # a model that does not build at this size fails before any file is written
+    if config.output_dir is not None and config.chief:
+        run_dir.write_run_files(config.output_dir, config.run_json(), preprocessing, config.data.labels)
+    compiled = resume(config, compiled)
     if compiled.checkpoint is not None:
         say(f"Resuming from {compiled.checkpoint} (epoch {compiled.initial_epoch} of {config.epochs}).")
     history = _fit(config, compiled, preprocessing, callbacks=callbacks, verbose=verbose, print_fn=print_fn)
@@ -158,8 +163,8 @@ def train(
 
 
 def _prepare_run_dir(config: TrainConfig, say: Callable[[str], None]) -> Preprocessing:
-    """Check the run directory (a run of another configuration is refused before anything is written), measure
-    (or read back) the preprocessing and, on the chief, write run.json then the other files."""
+    """Check the run directory (a run of another configuration is refused before anything is written) and
+    measure (or read back) the preprocessing. Writes nothing."""
     data, run_json = config.data, config.run_json()
     if config.output_dir is not None:
         run_dir.check_run_dir(config.output_dir, run_json)
@@ -177,8 +182,6 @@ def _prepare_run_dir(config: TrainConfig, say: Callable[[str], None]) -> Preproc
         preprocessing = data_lib.compute_preprocessing(
             config.recipe.preprocessing, data, image_size=config.image_size, augmentation=config.recipe.augmentation
         )
-    if config.output_dir is not None and config.chief:
-        run_dir.write_run_files(config.output_dir, run_json, preprocessing, data.labels)
     return preprocessing
 
 
