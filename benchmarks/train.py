@@ -72,6 +72,7 @@ def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
         recipe, batch_size=batch, steps_per_epoch=100, epochs=10, model_name=name
     )
     loss = recipes.make_loss(recipe)
+    recipes.prepare_model(model, recipe)  # the recipe's L2 term in the loss (Inception v3)
     model.compile(
         optimizer=recipes.make_optimizer(recipe, learning_rate),
         loss=loss,

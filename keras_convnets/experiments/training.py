@@ -194,6 +194,7 @@ def train(
     schedule = recipes_lib.learning_rate_schedule(
         recipe, batch_size=batch_size, steps_per_epoch=steps, epochs=epochs, model_name=model_name
     )
+    recipes_lib.prepare_model(model, recipe)  # the recipe's L2 term in the loss (Inception v3)
     model.compile(
         optimizer=recipes_lib.make_optimizer(recipe, schedule),
         loss=recipes_lib.make_loss(recipe),

@@ -123,6 +123,7 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
         from keras_convnets.trainer import resolve_jit_compile
 
         loss = recipes.make_loss(self.recipe)
+        recipes.prepare_model(model, self.recipe)  # the recipe's L2 term in the loss (Inception v3)
         model.compile(
             optimizer=recipes.make_optimizer(self.recipe, self.learning_rate()),
             loss=loss,
