@@ -39,6 +39,10 @@ def small_kwargs(name: str) -> dict:
         return {"input_shape": (75, 75, 3), "classes": CLASSES, "aux_logits": False}
     if name == "inception_v3-299":
         return {"input_shape": (299, 299, 3), "classes": CLASSES}
+    if name == "resnet1202":
+        # At initialisation each of its 600 residual blocks doubles the activations' variance (inference-mode batch
+        # norm does not normalise): the outputs overflow to NaN. Zero-initialised residual branches keep them finite.
+        return {"input_shape": (16, 16, 3), "classes": CLASSES, "zero_init_residual": True}
     return {"input_shape": (16, 16, 3), "classes": CLASSES}  # CIFAR ResNets and plain nets
 
 
@@ -104,6 +108,7 @@ def test_output_shapes_and_layer_names(case):
     outputs = as_dict(model(images(model), training=False), heads)
     assert {key: value.shape for key, value in outputs.items()} == {key: (2, CLASSES) for key in heads}
     for value in outputs.values():  # softmax heads
+        assert np.all(np.isfinite(value))
         np.testing.assert_allclose(value.sum(axis=-1), 1.0, rtol=1e-5)
     names = [layer.name for layer in model.layers]
     assert len(names) == len(set(names))
@@ -150,6 +155,7 @@ def test_keras_round_trip_in_safe_mode(case, tmp_path):
     heads = head_names(model)
     ours, theirs = as_dict(model.predict(x, verbose=0), heads), as_dict(loaded.predict(x, verbose=0), heads)
     for head in heads:
+        assert np.all(np.isfinite(ours[head]))
         np.testing.assert_allclose(theirs[head], ours[head], atol=1e-6)
 
 
