@@ -77,7 +77,7 @@ class Recipe:
     poly_power: float = 0.5  # "poly": lr * (1 - t / T) ** poly_power over the run's T iterations
     total_iterations: int | None = None  # length of training at `batch_size`, when the paper gives it
     total_epochs: int | None = None  # length of training in epochs, when the paper gives that instead
-    plateau_patience: int = 0  # epochs without improvement of the test error before dividing ("plateau")
+    plateau_patience: int = 0  # epochs without improvement of the validation accuracy before dividing ("plateau")
     warmup_iterations: int = 0
     warmup_learning_rate: float = 0.0
     warmup_models: tuple[str, ...] = ()  # models that warm up
