@@ -1,6 +1,7 @@
 """The run directory: `run.json` (the configuration) and the files a run needs before it trains, the check that a
 directory holds the same run before it is resumed, and the choice of the checkpoint to resume from.
 
+    .lock               held (`fcntl.flock`) by the process training in the directory, with its pid; removed at exit
     run.json            written first, so that a directory with anything else in it is a training run
     preprocessing.json  measured once; a resumed run reads it back
     labels.txt
@@ -9,8 +10,12 @@ directory holds the same run before it is resumed, and the choice of the checkpo
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+from typing import Iterator
 
 import keras
 
@@ -21,8 +26,11 @@ from keras_convnets.utils.io import write_json_atomic, write_text_atomic
 __all__ = [
     "IDENTITY",
     "IDENTITY_DEFAULTS",
+    "LOCK_FILE",
     "RUN_FILE",
+    "RunDirectoryBusyError",
     "check_run_dir",
+    "lock_run_dir",
     "read_preprocessing",
     "read_run_json",
     "resume_from_checkpoint",
@@ -30,6 +38,7 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".lock"
 # run.json entries that must match for a directory to be resumed
 IDENTITY = (
     "model",
@@ -62,7 +71,7 @@ def check_run_dir(output_dir: str, config: dict) -> dict | None:
     the directory holds no run. A different run is a `ValueError` and nothing is written."""
     previous = read_run_json(output_dir)
     if previous is None:
-        if os.path.isdir(output_dir) and os.listdir(output_dir):
+        if os.path.isdir(output_dir) and set(os.listdir(output_dir)) - {LOCK_FILE}:
             raise ValueError(
                 f"`output_dir` {output_dir!r} is not empty and holds no run.json: it is not a training run. "
                 "Choose another directory. Nothing was written."
@@ -88,6 +97,64 @@ def check_run_dir(output_dir: str, config: dict) -> dict | None:
             "Use another --output-dir (or delete that one) to start a new run. Nothing was written."
         )
     return previous
+
+
+class RunDirectoryBusyError(RuntimeError):
+    """Another process trains in the run directory (it holds the directory's lock)."""
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return f"pid {text}" if text.isdigit() else "a process whose pid is not written yet"
+
+
+@contextlib.contextmanager
+def lock_run_dir(output_dir: str) -> Iterator[str]:
+    """Hold an exclusive lock on the run directory `output_dir` (created if need be) for the whole run:
+    `fcntl.flock` on its `.lock` file, which holds this process's pid. A directory locked by another process
+    (a second `train` on a running run) is a `RunDirectoryBusyError` naming that process's pid, and nothing is
+    written. On exit the lock file is removed and, if this call created the directory and nothing else was
+    written in it (a start that failed), the directory too; the lock is released by closing the file, also when
+    the process dies."""
+    created = not os.path.isdir(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, LOCK_FILE)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise RunDirectoryBusyError(
+                f"`output_dir` {output_dir!r} is in use: another training process ({holder}) holds its lock "
+                f"({path}). Wait for it to finish, stop it, or use another --output-dir. Nothing was written."
+            ) from None
+        try:  # a previous holder may have removed the file between our open and our lock: lock the file there now
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield path
+    finally:
+        try:
+            os.unlink(path)  # while locked: a process that opened it meanwhile sees another file and retries
+            if created and not os.listdir(output_dir):
+                os.rmdir(output_dir)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def read_preprocessing(output_dir: str | None) -> Preprocessing | None:

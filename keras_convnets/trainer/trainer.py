@@ -15,11 +15,14 @@ checkpoint, optimizer and learning-rate-schedule state included, and ends where 
 bit with a `seed` and `deterministic=True`). The run directory holds `run.json` (the configuration, with the
 architecture: `get_model(architecture["builder"], **architecture["options"])` rebuilds the network),
 `preprocessing.json`, `labels.txt`, `checkpoints/`, `logs/` (TensorBoard), `history.csv`, and once training is done
-`model.keras`, `curves.png` and, last, `metrics.json`. A directory holding a run of another configuration is refused.
+`model.keras`, `curves.png` and, last, `metrics.json`. A directory holding a run of another configuration is refused,
+and so is a directory another process trains in (the chief holds the run directory's `.lock` for the whole run, see
+`run_dir.lock_run_dir`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -148,15 +151,18 @@ def train(
         model_options=model_options,
         validation_split=validation_split,
     )
-    preprocessing = _prepare_run_dir(config, say)
-    compiled = build_and_compile(config)  # a model that does not build at this size fails before any file is written
-    if config.output_dir is not None and config.chief:
-        run_dir.write_run_files(config.output_dir, config.run_json(), preprocessing, config.data.labels)
-    compiled = resume(config, compiled)
-    if compiled.checkpoint is not None:
-        say(f"Resuming from {compiled.checkpoint} (epoch {compiled.initial_epoch} of {config.epochs}).")
-    history = _fit(config, compiled, preprocessing, callbacks=callbacks, verbose=verbose, print_fn=print_fn)
-    return _finish(config, compiled, preprocessing, history, started=started, say=say)
+    with contextlib.ExitStack() as held:
+        if config.output_dir is not None and config.chief:  # one process per run directory, for the whole run
+            held.enter_context(run_dir.lock_run_dir(config.output_dir))
+        preprocessing = _prepare_run_dir(config, say)
+        compiled = build_and_compile(config)  # a model that does not build at this size fails before any file
+        if config.output_dir is not None and config.chief:
+            run_dir.write_run_files(config.output_dir, config.run_json(), preprocessing, config.data.labels)
+        compiled = resume(config, compiled)
+        if compiled.checkpoint is not None:
+            say(f"Resuming from {compiled.checkpoint} (epoch {compiled.initial_epoch} of {config.epochs}).")
+        history = _fit(config, compiled, preprocessing, callbacks=callbacks, verbose=verbose, print_fn=print_fn)
+        return _finish(config, compiled, preprocessing, history, started=started, say=say)
 
 
 # ----------------------------------------------------------------------------------------------- phases
