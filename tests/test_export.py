@@ -110,8 +110,19 @@ def test_existing_destination_is_not_overwritten_without_overwrite(trained, tmp_
     with pytest.raises(FileExistsError, match="overwrite"):
         export.export_saved_model(model, target, preprocessing=preprocessing)
     assert sorted(os.listdir(target)) == ["keep.txt"]
+    # `overwrite` replaces a previous SavedModel only, never a directory of other files
+    with pytest.raises(
+        ValueError, match=r"is a directory of 1 entry that is not a previous export .no saved_model.pb."
+    ):
+        export.export_saved_model(model, target, preprocessing=preprocessing, overwrite=True)
+    assert sorted(os.listdir(target)) == ["keep.txt"]
+    os.remove(target / "keep.txt")
+    export.export_saved_model(model, target, preprocessing=preprocessing, overwrite=True)  # an empty directory
+    before = os.path.getmtime(target / "saved_model.pb")
+    (target / "stale.txt").write_text("of the previous export")
     export.export_saved_model(model, target, preprocessing=preprocessing, overwrite=True)
-    assert "saved_model.pb" in os.listdir(target) and "keep.txt" not in os.listdir(target)
+    assert "saved_model.pb" in os.listdir(target) and "stale.txt" not in os.listdir(target)
+    assert os.path.getmtime(target / "saved_model.pb") >= before
     assert leftovers(tmp_path) == []
 
 

@@ -23,7 +23,8 @@ TFLite files are run with the LiteRT interpreter (`ai_edge_litert`), never `tf.l
 
 Modules: `constants` (signature names, formats, quantizations), `parity` (Parity, thresholds, parity and
 calibration images), `graph` (the served InferenceGraph), `staging` (staged, durable writes), `saved_model`,
-`tflite`, `bundle` (runs, export bundles and the model card) and `predict` (Predictor and image readers).
+`tflite`, `bundle` (runs, export bundles and the model card), `run_images` (a run's test images, the parity
+images of its export) and `predict` (Predictor and image readers).
 """
 
 from keras_convnets.export.bundle import Run, export_bundle, load_run, read_labels
@@ -42,11 +43,13 @@ from keras_convnets.export.parity import (
     split_calibration,
 )
 from keras_convnets.export.predict import IMAGE_EXTENSIONS, Predictor, dataset_images, directory_images, load_image
+from keras_convnets.export.run_images import RUN_PARITY_IMAGES, run_parity_images
 from keras_convnets.export.saved_model import SavedModel, export_saved_model
-from keras_convnets.export.staging import check_destination, staged
+from keras_convnets.export.staging import BUNDLE_MARKER, check_destination, staged
 from keras_convnets.export.tflite import TFLiteModel, export_tflite, tflite_converter, tflite_filename
 
 __all__ = [
+    "BUNDLE_MARKER",
     "CRITERIA",
     "FORMATS",
     "IMAGE_EXTENSIONS",
@@ -55,6 +58,7 @@ __all__ = [
     "MAX_CALIBRATION_IMAGES",
     "PARITY_IMAGES",
     "QUANTIZATIONS",
+    "RUN_PARITY_IMAGES",
     "SIGNATURE",
     "UINT8_SIGNATURE",
     "InferenceGraph",
@@ -78,6 +82,7 @@ __all__ = [
     "measure_parity",
     "random_images",
     "read_labels",
+    "run_parity_images",
     "split_calibration",
     "staged",
     "tflite_converter",

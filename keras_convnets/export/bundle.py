@@ -12,7 +12,17 @@ from typing import Any, Sequence
 from keras_convnets.data.preprocessing import Preprocessing
 from keras_convnets.export.constants import FORMATS, INPUT_NAME, SIGNATURE, UINT8_SIGNATURE
 from keras_convnets.export.graph import InferenceGraph
-from keras_convnets.export.parity import Parity, measure_parity, require_parity, split_calibration
+from keras_convnets.export.parity import (
+    MAX_CALIBRATION_IMAGES,
+    PARITY_IMAGES,
+    Parity,
+    as_images,
+    as_pixels,
+    measure_parity,
+    require_parity,
+    split_calibration,
+)
+from keras_convnets.export.run_images import run_parity_images
 from keras_convnets.export.saved_model import check_saved_model, write_saved_model
 from keras_convnets.export.staging import check_destination, staged
 from keras_convnets.export.tflite import check_tflite_options, convert_checked, tflite_filename
@@ -32,6 +42,7 @@ class Run:
     labels: list[str] | None
     metrics: dict
     info: dict
+    path: str | None = None  # the run directory or `.keras` file it was read from: an export never replaces it
 
 
 def _read_json(path: str) -> dict:
@@ -79,6 +90,7 @@ def load_run(path: str | os.PathLike) -> Run:
         read_labels(os.path.join(directory, "labels.txt")),
         _read_json(os.path.join(directory, "metrics.json")),
         _read_json(os.path.join(directory, "run.json")),
+        path=path,
     )
 
 
@@ -116,6 +128,35 @@ def _architecture(run: Run, graph: InferenceGraph) -> str | dict:
     return run.metrics.get("model", graph.model.name)
 
 
+def _sources(source) -> tuple[str, ...]:
+    """The paths an export of `source` reads from, which its destination must neither be nor contain."""
+    if isinstance(source, Run):
+        return () if source.path is None else (source.path,)
+    return (os.path.abspath(os.fspath(source)),) if isinstance(source, (str, os.PathLike)) else ()
+
+
+def _parity_images(run: Run, shape, representative_data, parity_data) -> tuple[Any, dict]:
+    """`(parity_data, card entry)`: the images given, else the run's test split (`run_parity_images`, none of
+    them a calibration image), else the representative images, else uniform noise; the card says which."""
+    if parity_data is not None:
+        return parity_data, {
+            "source": "parity_data",
+            "count": len(as_images(parity_data, shape, argument="parity_data")),
+        }
+    calibration = None
+    if representative_data is not None:
+        calibration = as_pixels(
+            as_images(representative_data, shape, argument="representative_data", limit=MAX_CALIBRATION_IMAGES)
+        )
+    images, description = run_parity_images(run.info, run.metrics, shape, exclude=calibration)
+    if images is not None:
+        return images, description
+    if calibration is not None:
+        source = "representative_data (int8: its last quarter, held out of the calibration)"
+        return None, {"source": source, "count": len(calibration), "reason": description["reason"]}
+    return None, {"source": "uniform noise", "count": PARITY_IMAGES, "reason": description["reason"]}
+
+
 def export_bundle(
     source,
     output: str | os.PathLike,
@@ -130,8 +171,12 @@ def export_bundle(
     """Export a run (a `Run`, a run directory or a `.keras` file) to the directory `output`: `saved_model/`,
     `model.keras`, one `model_<quantization>.tflite` per quantization, `labels.txt` and `model_card.json`.
 
-    Every artifact is checked against the Keras model (see `CRITERIA`); the directory is assembled beside
-    `output` and renamed into place only when everything passed. Returns the model card.
+    Every artifact is checked against the Keras model (see `CRITERIA`) on `parity_data`, else on 100 images
+    of the run's test split as evaluation saw them (`run_parity_images`; never the calibration images), else
+    on the representative images, else on uniform noise; the card's `parity_images` says which and why. The
+    directory is assembled beside `output` and renamed into place only when everything passed. `overwrite`
+    replaces only an empty directory or a previous export (with `model_card.json`); a destination that is,
+    or contains, the run or the working directory is refused (`check_destination`). Returns the model card.
     """
     import keras
     import tensorflow as tf
@@ -147,15 +192,18 @@ def export_bundle(
     for value in quantizations:
         check_tflite_options(value, int8_io)
     output = os.path.abspath(os.fspath(output))
-    check_destination(output, overwrite)
+    check_destination(output, overwrite, sources=_sources(source))
     run = source if isinstance(source, Run) else load_run(source)
+    sources = _sources(run)
+    check_destination(output, overwrite, sources=sources)
     graph = InferenceGraph(run.model, preprocessing=run.preprocessing)
     if run.labels is not None and len(run.labels) != graph.classes:
         raise ValueError(f"labels.txt has {len(run.labels)} names but the model has {graph.classes} classes.")
+    parity_data, parity_images = _parity_images(run, graph.input_shape, representative_data, parity_data)
     splits = {q: split_calibration(q, graph.input_shape, representative_data, parity_data) for q in quantizations}
     float_images = split_calibration(None, graph.input_shape, representative_data, parity_data)[1]
     parities: dict[str, Parity] = {}
-    with staged(output, overwrite=overwrite) as (staging, scratch):
+    with staged(output, overwrite=overwrite, sources=sources) as (staging, scratch):
         os.mkdir(staging)
         saved_model_dir = os.path.join(staging if "saved_model" in formats else scratch, "saved_model")
         if "saved_model" in formats or quantizations:  # the TFLite files are converted from it: always checked
@@ -199,6 +247,7 @@ def export_bundle(
                 "tflite_int8_io": int8_io if "int8" in quantizations else None,
             },
             "parity": {name: parity.to_dict() for name, parity in parities.items()},
+            "parity_images": parity_images,
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         }

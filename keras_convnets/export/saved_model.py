@@ -104,7 +104,8 @@ def export_saved_model(
 
     Args:
         model: a `keras.Model` with a defined input size; auxiliary heads are removed (`strip_aux`).
-        path: the SavedModel directory to create.
+        path: the SavedModel directory to create; with `overwrite`, only an empty directory or a previous
+            SavedModel (with saved_model.pb) is replaced.
         include_preprocessing: put `preprocessing` (identity when None) in the graph so that callers send
             raw pixels; False serves the model's own input.
         parity_data: raw-pixel images at the model's size to compare on (default: 8 random images).
@@ -122,7 +123,7 @@ def export_saved_model(
         else random_images(graph.input_shape)
     )
     reference = graph.reference(images)
-    with staged(path, overwrite=overwrite) as (staging, _):
+    with staged(path, overwrite=overwrite, marker="saved_model.pb") as (staging, _):
         write_saved_model(graph, staging)
         parity = check_saved_model(staging, images, reference)
     return parity

@@ -177,7 +177,8 @@ def export_tflite(
         )
     calibration, images = split_calibration(quantization, shape, representative_data, parity_data)
     reference = reference_fn(images)
-    with staged(path, overwrite=overwrite) as (staging, scratch):
+    sources = () if graph is not None else (os.fspath(model_or_saved_model),)
+    with staged(path, overwrite=overwrite, kind="file", sources=sources) as (staging, scratch):
         source = os.fspath(model_or_saved_model) if graph is None else os.path.join(scratch, "saved_model")
         if graph is not None:
             write_saved_model(graph, source)
