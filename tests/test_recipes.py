@@ -192,6 +192,44 @@ def test_mirrored_strategy_decays_once_per_step():
     assert "MIRRORED OK" in result.stdout, result.stderr[-3000:]
 
 
+# The L2 term in the loss (Inception v3's form) decays once per step on 2 mirrored replicas too: Keras divides
+# each replica's regularization losses by the number of replicas, so the penalty itself must not.
+MIRRORED_LOSS_FORM = MIRRORED.replace(
+    "from keras_convnets.trainer import optimizers",
+    "from keras_convnets.trainer import optimizers, recipes",
+).replace(
+    'model.compile(optimizer=optimizers.SGD(learning_rate=0.1, momentum=0.9, weight_decay=0.05), loss="mse")',
+    'recipes.prepare_model(model, recipes.with_overrides(recipes.RECIPES["inception_v3"], weight_decay=0.05))\n'
+    '    model.compile(optimizer=optimizers.SGD(learning_rate=0.1, momentum=0.9), loss="mse")',
+)
+
+
+def test_mirrored_strategy_l2_in_the_loss_decays_once_per_step():
+    assert "prepare_model" in MIRRORED_LOSS_FORM
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_LOSS_FORM], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "MIRRORED OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_inception_v3_rmsprop_has_tf_slims_momentum():
+    optimizer = recipes.make_optimizer(recipes.RECIPES["inception_v3"], 0.045)
+    assert (optimizer.rho, optimizer.momentum, optimizer.epsilon) == (0.9, 0.9, 1.0)
+
+
+def test_vgg_recipe_trains_at_its_size():
+    from keras_convnets.trainer import config
+
+    assert recipes.default_recipe("vgg16").name == "vgg"
+    resolved = config.resolve_config(
+        "vgg11", "digits", epochs=1, batch_size=8, recipe=None, strategy="one_device", mixed_precision="float32",
+        jit_compile=False, output_dir=None, export_dir=None, seed=0, deterministic=False, data_dir=None,
+        sync_bn=False, steps_per_epoch=1, image_size=None, model_options=None, validation_split="auto",
+    )
+    assert resolved.image_size == 224 and resolved.recipe.name == "vgg"
+
+
 # (e) Inception v3: TF-slim's L2 in the loss, seen by the gradient clipping.
 def test_inception_v3_puts_l2_in_the_loss():
     recipe = recipes.RECIPES["inception_v3"]
@@ -233,7 +271,7 @@ def test_inception_v3_clipping_sees_the_l2_gradient():
     assert float(tf.linalg.global_norm(grads)) > 2.0
     for v, s in zip(model.trainable_variables, start):
         v.assign(s)
-    reference = keras.optimizers.RMSprop(learning_rate=0.045, rho=0.9, epsilon=1.0, global_clipnorm=2.0)
+    reference = keras.optimizers.RMSprop(learning_rate=0.045, rho=0.9, momentum=0.9, epsilon=1.0, global_clipnorm=2.0)
     reference.apply(grads, model.trainable_variables)
     expected = [v.numpy().copy() for v in model.trainable_variables]
     for v, s in zip(model.trainable_variables, start):
@@ -255,7 +293,9 @@ def test_loss_mode_without_the_penalty_warns_and_decays_coupled():
         optimizer.build([kernel])
     for g in grads:
         optimizer.apply([g], [kernel])
-    reference = _run(optimizers.RMSprop(learning_rate=0.045, rho=0.9, epsilon=1.0, weight_decay=1e-2), w0, grads)
+    reference = _run(
+        optimizers.RMSprop(learning_rate=0.045, rho=0.9, momentum=0.9, epsilon=1.0, weight_decay=1e-2), w0, grads
+    )
     np.testing.assert_allclose(kernel.numpy(), reference, rtol=1e-6, atol=1e-7)
     # with the penalty on the model, the optimizer itself does not decay
     model = recipes.prepare_model(_tiny_model(), recipe)

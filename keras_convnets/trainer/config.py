@@ -23,7 +23,7 @@ from keras_convnets.utils.validation import check_number
 
 __all__ = ["RECIPE_IMAGE_SIZE", "TrainConfig", "default_validation_split", "model_name", "resolve_config"]
 
-RECIPE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224, "googlenet": 224, "inception_v3": 299}
+RECIPE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224, "vgg": 224, "googlenet": 224, "inception_v3": 299}
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,10 @@ def make_optimizer(recipe: Recipe, learning_rate) -> keras.optimizers.Optimizer:
         common["global_clipnorm"] = recipe.global_clipnorm
     if recipe.optimizer == "sgd":
         return optimizers.SGD(momentum=float(recipe.momentum), **common)
-    return optimizers.RMSprop(rho=float(recipe.rmsprop_rho), epsilon=float(recipe.rmsprop_epsilon), **common)
+    # TF-slim's train_image_classifier.py and inception_train.py: RMSProp with decay 0.9, momentum 0.9, epsilon 1.0.
+    return optimizers.RMSprop(
+        rho=float(recipe.rmsprop_rho), momentum=float(recipe.momentum), epsilon=float(recipe.rmsprop_epsilon), **common
+    )
 
 
 def prepare_model(model: keras.Model, recipe: Recipe) -> keras.Model:

@@ -5,8 +5,7 @@ The schedules count optimizer iterations (`optimizer.iterations`, 0 for the firs
 - `StepDecay`: multiply by `factor` at each boundary, with an optional constant warm-up first
   (He et al. 2016, Section 4.2: 0.1, divided by 10 at 32k and 48k iterations; ResNet-110 starts at 0.01
   for about 400 iterations).
-- `ExponentialStaircase`: multiply by `rate` every `decay_steps` iterations (GoogLeNet: 0.96 every 8 epochs;
-  Inception v3: 0.94 every 2 epochs).
+- `ExponentialStaircase`: multiply by `rate` every `decay_steps` iterations (Inception v3: 0.94 every 2 epochs).
 - `PolynomialDecay`: Caffe's "poly" policy, `initial_learning_rate * (1 - step / decay_steps) ** power`, 0 from
   `decay_steps` on (BVLC GoogLeNet quick_solver: power 0.5 over the whole run).
 
