@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from keras_convnets.analysis.profiler import profile
 from keras_convnets.models.aux import strip_aux
 from keras_convnets.models.registry import get_model, list_models
+from keras_convnets.utils.io import write_text_atomic
 
 __all__ = [
     "END",
@@ -78,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         with open(args.update, encoding="utf-8") as f:
             text = f.read()
-        with open(args.update, "w", encoding="utf-8") as f:
-            f.write(replace_block(text, table))
+        write_text_atomic(args.update, replace_block(text, table))
     else:
         print(table)
     return 0

@@ -19,6 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from keras_convnets.utils.io import write_json_atomic
+
+__all__ = ["MODES", "Preprocessing"]
+
 MODES = ("mean_image", "mean_rgb", "inception", "none")
 
 
@@ -86,10 +90,8 @@ class Preprocessing:
         return cls(config["mode"], np.asarray(config["mean"], "float32"), np.asarray(config["std"], "float32"))
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.get_config(), f)
-        os.replace(tmp, path)
+        """Write `get_config()` as JSON, all or nothing and durable (what `load` reads back)."""
+        write_json_atomic(path, self.get_config())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Preprocessing:

@@ -168,7 +168,7 @@ def _prepare(plan: SearchPlan) -> Pipelines:
         preprocessing = data_lib.compute_preprocessing(
             recipe.preprocessing, data, image_size=image_size, augmentation=recipe.augmentation
         )
-        write_json_atomic(preprocessing_path, preprocessing.get_config())  # what `Preprocessing.load` reads
+        preprocessing.save(preprocessing_path)
     write_text_atomic(os.path.join(plan.directory, "labels.txt"), "".join(f"{label}\n" for label in data.labels))
     write_json_atomic(os.path.join(plan.directory, "search.json"), dict(plan.config))
 

@@ -4,6 +4,7 @@ from keras_convnets.utils.io import (
     atomic_directory,
     atomic_write,
     fsync_directory,
+    fsync_tree,
     write_json_atomic,
     write_text_atomic,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "check_int",
     "check_number",
     "fsync_directory",
+    "fsync_tree",
     "write_json_atomic",
     "write_text_atomic",
 ]
