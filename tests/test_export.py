@@ -325,6 +325,9 @@ def test_cli_export_writes_the_layout_and_the_model_card(bundle, trained, capsys
     assert parity["saved_model"]["max_abs_diff"] < 1e-5 and parity["keras"]["max_abs_diff"] < 1e-5
     assert parity["tflite_float32"]["max_abs_diff"] < 1e-4
     assert parity["tflite_int8"]["top1_agreement"] >= 0.98 and parity["tflite_int8"]["images"] == 12
+    # the run's dataset is not on this machine: the representative images, and the card says why
+    assert card["parity_images"]["source"].startswith("representative_data") and card["parity_images"]["count"] == 48
+    assert "the test split of 'colours' could not be read here" in card["parity_images"]["reason"]
     assert (bundle / "labels.txt").read_text().split() == list(CLASSES)
     # model.keras loads in safe mode and takes raw pixels, like the signatures
     reloaded = keras.saving.load_model(bundle / "model.keras", safe_mode=True)
