@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 
-__all__ = ["configure", "main", "resume_settings", "run"]
+__all__ = ["configure", "interrupted", "main", "resume_settings", "run", "run_directory"]
 
 
 def _positive_int(text: str) -> int:
@@ -40,9 +40,7 @@ def _jit(text: str):
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from keras_convnets.trainer import MIXED_PRECISION
-    from keras_convnets.trainer.distribute import STRATEGIES
-    from keras_convnets.trainer.recipes import list_recipes
+    from keras_convnets.cli.choices import MIXED_PRECISION, RECIPES, STRATEGIES
 
     parser.add_argument("--model", default=None, help="a registered model (see `convnets models`); default resnet20")
     parser.add_argument(
@@ -63,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="global batch, split over the replicas (default: digits 64, else the recipe's)",
     )
-    parser.add_argument("--recipe", choices=list_recipes(), default=None, help="default: the model's paper's")
+    parser.add_argument("--recipe", choices=RECIPES, default=None, help="default: the model's paper's")
     parser.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -133,6 +131,41 @@ def resume_settings(args: argparse.Namespace) -> dict:
         "image_size": config.get("image_size"),
         "validation_split": config.get("validation_split", 0.0),
     }
+
+
+def run_directory(args: argparse.Namespace) -> str:
+    """The run directory the command trains in: --resume's, --output-dir, or runs/MODEL-DATASET."""
+    from keras_convnets.utils.naming import canonical_model_name
+
+    if args.resume is not None:
+        return args.resume
+    if args.output_dir is not None:
+        return args.output_dir
+    model, dataset = args.model or "resnet20", args.dataset or "digits"
+    return os.path.join("runs", f"{canonical_model_name(model, argument='--model')}-{_slug(dataset)}")
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C prints: the epoch of the newest checkpoint in the run directory, and that the same command
+    resumes from it."""
+    import json
+
+    from keras_convnets.trainer.callbacks import CHECKPOINT_PATTERN, list_checkpoints
+
+    directory = run_directory(args)
+    checkpoints = list_checkpoints(os.path.join(directory, "checkpoints"))
+    try:
+        with open(os.path.join(directory, "run.json"), encoding="utf-8") as f:
+            of = f" of {int(json.load(f)['epochs'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        of = ""
+    if not checkpoints:
+        return f"interrupted before the first epoch's checkpoint in {directory}: the same command starts it again."
+    epoch = int(CHECKPOINT_PATTERN.match(os.path.basename(checkpoints[0])).group(1))
+    return (
+        f"interrupted: stopped after epoch {epoch}{of} (checkpoint {checkpoints[0]}); "
+        "the same command resumes from there."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -78,7 +78,7 @@ def _validation_split(text: str) -> int | float:
 
 
 def _formats(text: str) -> list[str]:
-    from keras_convnets.export import FORMATS
+    from keras_convnets.cli.choices import EXPORT_FORMATS as FORMATS
 
     values = [part.strip() for part in text.split(",") if part.strip()]
     if not values or any(v not in FORMATS for v in values):
@@ -87,9 +87,7 @@ def _formats(text: str) -> list[str]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from keras_convnets.trainer.distribute import STRATEGIES
-    from keras_convnets.trainer.recipes import list_recipes
-    from keras_convnets.tuning import GRANULARITIES, TUNERS
+    from keras_convnets.cli.choices import GRANULARITIES, RECIPES, STRATEGIES, TUNERS
 
     parser.add_argument("--model", default="resnet50", help="resnet50 (default), resnet101, resnet152 or googlenet")
     parser.add_argument(
@@ -130,7 +128,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="input side (default: the dataset's when it has one, else the recipe's 224)",
     )
-    parser.add_argument("--recipe", choices=list_recipes(), default=None, help="default: the model's paper's")
+    parser.add_argument("--recipe", choices=RECIPES, default=None, help="default: the model's paper's")
     parser.add_argument(
         "--widths",
         type=_widths,
