@@ -239,3 +239,41 @@ def test_ctrl_c_names_the_epoch_it_stopped_at_and_exits_130(tmp_path):
         f"(checkpoint {os.path.join('run', 'checkpoints', newest)}); the same command resumes from there."
     ]
     assert not (tmp_path / "run" / ".lock").exists()  # the lock went with the process
+
+
+def _image_folder(root, classes=("cat", "dog", "eel"), per_class=20):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        os.makedirs(os.path.join(root, c))
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3)).astype("uint8")).save(os.path.join(root, c, f"{i}.png"))
+
+
+def test_training_on_an_image_folder_does_not_say_its_input_ran_out(tmp_path, capfd):
+    """Keras warned "Your input ran out of data" at the end of the first evaluation of an image folder's test
+    split (a dataset of unknown size), though training went on."""
+    import warnings
+
+    from keras_convnets.trainer import trainer
+
+    _image_folder(tmp_path / "images")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = trainer.train(
+            "resnet20",
+            str(tmp_path / "images"),
+            epochs=2,
+            batch_size=8,
+            image_size=16,
+            mixed_precision="float32",
+            output_dir=str(tmp_path / "run"),
+            print_fn=print,
+        )
+    out, err = capfd.readouterr()
+    said = [str(w.message) for w in caught] + (out + err).splitlines()
+    assert [line for line in said if "ran out of data" in line or "did not fully read" in line] == []
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert result.metrics["test_examples"] == 12 and result.metrics["train_examples"] == 48

@@ -27,6 +27,7 @@ import importlib.util
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -257,17 +258,30 @@ def _fit(
     if isinstance(config.strategy, tf.distribute.MultiWorkerMirroredStrategy):
         prepare_for_multi_worker(compiled.model, config.strategy, validation_ds)
     if compiled.initial_epoch < config.epochs:
-        compiled.model.fit(
-            train_ds,
-            epochs=config.epochs,
-            initial_epoch=compiled.initial_epoch,
-            steps_per_epoch=config.steps_per_epoch,
-            validation_data=validation_ds,
-            callbacks=fit_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, reproducibly
-        )
+        with _complete_evaluation_passes():
+            compiled.model.fit(
+                train_ds,
+                epochs=config.epochs,
+                initial_epoch=compiled.initial_epoch,
+                steps_per_epoch=config.steps_per_epoch,
+                validation_data=validation_ds,
+                callbacks=fit_callbacks,
+                verbose=verbose,
+                shuffle=False,  # the pipeline shuffles, reproducibly
+            )
     return recorder.history
+
+
+@contextlib.contextmanager
+def _complete_evaluation_passes():
+    """Keras warns "Your input ran out of data; interrupting training" at the end of its first pass over an
+    evaluation dataset of unknown size (an image folder's, whose unreadable files are dropped: its size is known
+    only once read), though that pass is complete and nothing is interrupted. Training cannot run out here: each
+    epoch of `train_pipeline` is exactly `steps_per_epoch` batches of an endless permutation. The warning is kept
+    out of `fit` and `evaluate`."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        yield
 
 
 def _save_model(model: keras.Model, path: str) -> None:
@@ -306,7 +320,8 @@ def _finish(
             net = float32_copy(net, lambda: build_model(config), loss=compiled.loss, jit=config.jit)
         if multi_worker:
             prepare_for_multi_worker(net, config.strategy, test_ds)
-    scores = net.evaluate(test_ds, verbose=0, return_dict=True)
+    with _complete_evaluation_passes():
+        scores = net.evaluate(test_ds, verbose=0, return_dict=True)
     main_loss = scores.get("predictions_loss", scores["loss"])  # an aux model's main head
     metrics = {
         "model": config.name,
