@@ -293,7 +293,8 @@ def test_lrn_round_trip_safe_mode(tmp_path):
 
 def test_registered():
     assert {"googlenet", "inception_v3"} <= set(keras_convnets.list_models())
-    assert keras_convnets.models.registry.get_builder("GoogLeNet") is googlenet.googlenet
+    assert keras_convnets.models.registry.get_builder("GoogLeNet") is googlenet.GoogLeNet
+    assert keras_convnets.models.registry.get_builder("Inception-v3") is inception_v3.InceptionV3
     model = keras_convnets.get_model("googlenet", aux_logits=False, classes=4, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 4)
 

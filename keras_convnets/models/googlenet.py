@@ -51,7 +51,7 @@ column) flattening to Keras's (row, column, channel) one (channels-last).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import keras
 from keras import layers
@@ -74,7 +74,6 @@ __all__ = [
     "aux_head",
     "check_table",
     "conv_unit",
-    "googlenet",
     "grid_sizes",
     "inception_module",
     "max_pool",
@@ -177,12 +176,13 @@ def reduce_width(width: int, reduction_scale: float) -> int:
 
 
 def check_table(table: Sequence[InceptionSpec] | None) -> tuple[InceptionSpec, ...]:
-    """`table` as a tuple of nine `InceptionSpec` rows named as Table 1's, with positive widths."""
+    """`table` as a tuple of nine `InceptionSpec` rows (or mappings of their fields) named as Table 1's, with
+    positive widths."""
     if table is None:
         return INCEPTION_TABLE
     names = [spec.name for spec in INCEPTION_TABLE]
-    try:
-        rows = tuple(table)
+    try:  # a row may be a mapping of the fields (as a model card's JSON holds it)
+        rows = tuple(InceptionSpec(**r) if isinstance(r, Mapping) else r for r in table)
     except TypeError:
         rows = None
     if rows is None or len(rows) != len(names) or not all(isinstance(r, InceptionSpec) for r in rows):
@@ -231,6 +231,7 @@ def aux_head(x, name: str, *, classes: int, classifier_activation: Any, norm: st
     return layers.Dense(classes, activation=classifier_activation, dtype=common.HEAD_DTYPE, name=name)(x)
 
 
+@register_model("googlenet")
 def GoogLeNet(
     include_top: bool = True,
     weights: Any = None,
@@ -346,9 +347,3 @@ def GoogLeNet(
         return common.build_model(inputs, x, name, weights)
     model = AuxClassifierModel(inputs, {"predictions": x, **aux_outputs}, name=name, aux_loss_weight=aux_loss_weight)
     return common.load_weights(model, weights)
-
-
-@register_model("googlenet")
-def googlenet(**kwargs: Any) -> keras.Model:
-    """GoogLeNet with batch norm and both auxiliary classifiers (`GoogLeNet()` defaults)."""
-    return GoogLeNet(**kwargs)

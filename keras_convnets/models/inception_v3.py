@@ -55,7 +55,6 @@ __all__ = [
     "avg_pool_branch",
     "concat",
     "grid_sizes",
-    "inception_v3",
     "minimum_size",
     "module_a",
     "module_b",
@@ -203,6 +202,7 @@ def minimum_size(aux_logits: bool) -> int:
     return size
 
 
+@register_model("inception_v3")
 def InceptionV3(
     include_top: bool = True,
     weights: Any = None,
@@ -284,9 +284,3 @@ def InceptionV3(
         return common.build_model(inputs, x, name, weights)
     model = AuxClassifierModel(inputs, {"predictions": x, "aux1": aux}, name=name, aux_loss_weight=aux_loss_weight)
     return common.load_weights(model, weights)
-
-
-@register_model("inception_v3")
-def inception_v3(**kwargs: Any) -> keras.Model:
-    """Inception v3 with its auxiliary classifier (`InceptionV3()` defaults)."""
-    return InceptionV3(**kwargs)
