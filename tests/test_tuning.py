@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import keras_convnets
 from keras_convnets import tuning
 from keras_convnets.data import ImageData, holdout_validation
 from keras_convnets.data.preprocessing import Preprocessing
@@ -450,6 +451,28 @@ def test_cli_refuses_bad_input_before_searching(tmp_path, capsys):
     assert not os.path.exists(out / "tuner")
 
 
+def trainable(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize("model", ["resnet50", "googlenet"])
+def test_architecture_rebuilds_the_chosen_network(model):
+    """`architecture(hp)` is what the exported card records: `get_model(builder, **options)` is the trial's net."""
+    size = {"resnet50": 32, "googlenet": 80}[model]  # GoogLeNet's auxiliary heads need 79x79
+    hypermodel = tuning.hypermodel_for(model, input_shape=(size, size, 3), classes=CLASSES, scales=[0.25, 0.5])
+    hp = hypermodel.space()
+    for entry in hp.space:  # not the default configuration: the narrowest choice of every searched width
+        hp.values[entry.name] = min(entry.values)
+    architecture = hypermodel.architecture(hp)
+    assert architecture["builder"] == model
+    assert json.loads(json.dumps(architecture)) == architecture
+    rebuilt = keras_convnets.get_model(architecture["builder"], **architecture["options"])
+    built = hypermodel.build(hp)
+    assert trainable(rebuilt) == trainable(built) < trainable(hypermodel.build(hypermodel.space()))
+    assert rebuilt.name == built.name and rebuilt.input_shape == built.input_shape
+    assert tiny_resnet().architecture(keras_tuner.HyperParameters()) is None  # a custom spec: no builder
+
+
 @pytest.mark.slow
 def test_cli_search_then_resume(tmp_path, capsys):
     from keras_convnets.cli.main import main
@@ -483,3 +506,11 @@ def test_cli_search_then_resume(tmp_path, capsys):
     assert main(command + ["--resume"]) == 0  # nothing left to run: the table again, the same best model
     with open(out / "trials.csv", encoding="utf-8") as f:
         assert len(f.read().strip().splitlines()) == 2
+    # the card names the builder and options that rebuild the best network
+    with open(out / "best" / "model_card.json", encoding="utf-8") as f:
+        card = json.load(f)
+    assert card["architecture"]["builder"] == "resnet50"
+    rebuilt = keras_convnets.get_model(card["architecture"]["builder"], **card["architecture"]["options"])
+    best = keras.saving.load_model(out / "best" / "model.keras", safe_mode=True)
+    assert trainable(rebuilt) == trainable(best) == card["parameters"]["trainable"]
+    assert rebuilt.input_shape == (None, 32, 32, 3)

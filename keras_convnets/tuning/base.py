@@ -11,6 +11,7 @@ budget, and the trial's cost measured before it trains.
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any, Mapping, Sequence
 
 import keras
@@ -107,6 +108,24 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
         model = self.build_model(self.declare(hp))
         self.compile_model(model)
         return model
+
+    def architecture(self, hp: keras_tuner.HyperParameters) -> dict | None:
+        """`{"builder": registered name, "options": {...}}` such that `get_model(builder, **options)` rebuilds
+        the network of `hp` but for its name (what an export's model card records; `get_model` takes no `name`),
+        or None where no registered builder does or an option is not plain JSON."""
+        described = self.describe(self.declare(hp))
+        if described is None:
+            return None
+        builder, options = described
+        try:
+            options = json.loads(json.dumps(options))  # tuples become lists, as in the card
+        except (TypeError, ValueError):
+            return None
+        return {"builder": builder, "options": options}
+
+    def describe(self, arguments: Mapping[str, Any]) -> tuple[str, dict] | None:
+        """The registered builder and its options for `build_model(arguments)`; None (the default): unknown."""
+        return None
 
     def learning_rate(self):
         if self.batch_size and self.epochs and self.steps_per_epoch:

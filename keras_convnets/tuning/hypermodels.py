@@ -180,6 +180,14 @@ class ResNetHyperModel(BottleneckHyperModel):
             self.spec, input_shape=self.input_shape, classes=self.classes, name=self.name, **options
         )
 
+    def describe(self, arguments: Mapping[str, Any]) -> tuple[str, dict] | None:
+        key = f"resnet{self.depth}"
+        if key not in _RESNETS or self.spec != resnet.imagenet_spec(self.depth):
+            return None  # a custom spec: no registered builder makes it
+        options = {**self.model_options, **arguments}
+        options["bottleneck_width"] = list(options["bottleneck_width"])
+        return key, {**options, "input_shape": list(self.input_shape), "classes": self.classes}
+
 
 class InceptionHyperModel(BottleneckHyperModel):
     """Searches the widths of GoogLeNet's 1x1 reductions in front of the 3x3 and 5x5 convolutions and of its
@@ -250,6 +258,18 @@ class InceptionHyperModel(BottleneckHyperModel):
             options["aux_loss_weight"] = self.recipe.aux_loss_weight
         options.setdefault("name", self.name)
         return GoogLeNet(input_shape=self.input_shape, classes=self.classes, **options, **arguments)
+
+    def describe(self, arguments: Mapping[str, Any]) -> tuple[str, dict] | None:
+        options = dict(self.model_options)
+        if "aux_loss_weight" not in options and self.recipe.aux_loss_weight:
+            options["aux_loss_weight"] = self.recipe.aux_loss_weight
+        table = [dataclasses.asdict(row) for row in arguments["table"]]  # `GoogLeNet(table=...)` takes these
+        return "googlenet", {
+            **options,
+            "table": table,
+            "input_shape": list(self.input_shape),
+            "classes": self.classes,
+        }
 
 
 def hypermodel_for(model: str, **kwargs: Any) -> BottleneckHyperModel:

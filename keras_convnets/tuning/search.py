@@ -319,15 +319,16 @@ def _finish(plan: SearchPlan, made: keras_tuner.Tuner, pipelines: Pipelines) -> 
     }
     best_dir = os.path.join(plan.directory, "best")
     if plan.export_formats:
+        info = {"search": dict(plan.config)}
+        architecture = plan.hypermodel.architecture(best_trial.hyperparameters)  # get_model(builder, **options)
+        if architecture is not None:
+            info["architecture"] = architecture
         run = Run(
-            plan.hypermodel.name,
-            strip_aux(best),
-            pipelines.preprocessing,
-            list(plan.data.labels),
-            dict(metrics),
-            {"search": dict(plan.config)},
+            plan.hypermodel.name, strip_aux(best), pipelines.preprocessing, list(plan.data.labels), dict(metrics), info
         )
         export_bundle(run, best_dir, formats=list(plan.export_formats), overwrite=True)
+        # The card holds the metrics too; export_bundle writes only its own files, so metrics.json follows the
+        # rename (atomically, on its own).
         write_json_atomic(os.path.join(best_dir, "metrics.json"), metrics)
     plan.say(
         f"Best trial {best_trial.trial_id}: {plan.objective} {best_trial.score:.4f} with "
