@@ -16,12 +16,11 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from keras_convnets.data import ImageData
+from keras_convnets.data.dataset import ImageData
 
 __all__ = ["IDX_FILES", "find_idx_files", "is_idx_dir", "load_idx_dir", "read_idx", "read_idx_dir", "to_rgb"]
 
@@ -160,8 +159,6 @@ def load_idx_dir(
     channels) and int32 labels, its arrays kept in memory. `labels` (class names) defaults to "0", "1", ...;
     `horizontal_flip` defaults to False (a mirrored digit is another character)."""
     import tensorflow as tf
-
-    from keras_convnets.data import ImageData
 
     path = os.fspath(path)
     (x_train, y_train), (x_test, y_test) = read_idx_dir(path)

@@ -21,15 +21,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_convnets.data import idx
+from keras_convnets.data.dataset import ImageData
+from keras_convnets.data.tfds import load_tfds
 from keras_convnets.utils.validation import check_choice
-
-if TYPE_CHECKING:
-    from keras_convnets.data import ImageData
 
 __all__ = ["BUILTIN_DATASETS", "DEBIAN_FASHION_MNIST", "keras_cache_dir", "load_builtin"]
 
@@ -174,8 +172,6 @@ def _read_keras_cache(name: str):
 def _from_arrays(name: str, train, test, labels: list[str], source: str) -> ImageData:
     import tensorflow as tf
 
-    from keras_convnets.data import ImageData
-
     (x_train, y_train), (x_test, y_test) = train, test
     for split, y in (("train", y_train), ("test", y_test)):
         if len(y) and (y.min() < 0 or y.max() >= len(labels)):
@@ -210,8 +206,6 @@ def _tfds_prepared(name: str, data_dir: str | None) -> bool:
 
 
 def _from_tfds(name: str, data_dir: str | None) -> ImageData:
-    from keras_convnets.data import load_tfds
-
     data = load_tfds(name, data_dir=data_dir)
     notes = list(data.notes) + ["read from tensorflow-datasets"]
     if name in ("fashion_mnist", "mnist"):
