@@ -193,3 +193,16 @@ def test_builders_are_explicit_functions():
         assert builder.__name__ in module.__all__
         source = inspect.getsource(module)
         assert f"def {builder.__name__}(" in source and f'@register_model("{name}")' in source
+
+
+def test_names_of_0_1_still_import():
+    """`keras_convnets.data.AUTOTUNE` and `keras_convnets.resnet.IdentityShortcut` were imported by users of 0.1."""
+    import tensorflow as tf
+
+    from keras_convnets.data import AUTOTUNE
+    from keras_convnets.models.layers import IdentityShortcut as new
+    from keras_convnets.models.resnet import IdentityShortcut
+    from keras_convnets.resnet import IdentityShortcut as flat
+
+    assert AUTOTUNE == tf.data.AUTOTUNE
+    assert IdentityShortcut is new is flat is keras_convnets.IdentityShortcut

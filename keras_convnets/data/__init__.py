@@ -2,7 +2,7 @@
 (`augment`) and the tf.data pipelines that feed `model.fit` (`pipelines`)."""
 
 from keras_convnets.data.augment import AUGMENTATIONS, crop_flip_batch, eval_transform
-from keras_convnets.data.dataset import ImageData, holdout_validation, subset
+from keras_convnets.data.dataset import AUTOTUNE, ImageData, holdout_validation, subset  # noqa: F401 (AUTOTUNE: 0.1)
 from keras_convnets.data.idx import load_idx_dir, read_idx
 from keras_convnets.data.keras_datasets import load_builtin
 from keras_convnets.data.pipelines import (

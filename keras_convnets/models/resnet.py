@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import keras
 
+from keras_convnets.models.layers import IdentityShortcut  # noqa: F401 (imported from here in 0.1)
 from keras_convnets.models.registry import register_model
 from keras_convnets.models.resnet_builder import CifarResNet, ResNet, build_resnet, residual_block, shortcut
 from keras_convnets.models.resnet_specs import (
