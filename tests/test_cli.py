@@ -277,3 +277,17 @@ def test_training_on_an_image_folder_does_not_say_its_input_ran_out(tmp_path, ca
     assert [line for line in said if "ran out of data" in line or "did not fully read" in line] == []
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert result.metrics["test_examples"] == 12 and result.metrics["train_examples"] == 48
+
+
+def test_an_image_folders_evaluation_set_has_a_known_size(tmp_path):
+    """The cause of that warning: the test split of a folder (unreadable files dropped) was a cached dataset of
+    unknown size. It is now read into memory once: its size is known."""
+    from keras_convnets import data
+
+    _image_folder(tmp_path / "images")
+    folder = data.load_dataset(str(tmp_path / "images"))
+    assert folder.num_test == 12
+    for augmentation in ("crop_flip", "scale"):
+        ds = data.eval_pipeline(folder, batch_size=8, image_size=16, augmentation=augmentation)
+        assert int(ds.cardinality()) == 2
+        assert [int(x.shape[0]) for x, _ in ds] == [8, 4]

@@ -285,7 +285,7 @@ def eval_pipeline(
     cache: bool = True,
 ) -> tf.data.Dataset:
     """Batches of the `test` (or `validation`, or `train`) split as evaluation sees them (no augmentation), in a
-    fixed order."""
+    fixed order. A split that fits is read into memory here, once (see `_read_into_memory`)."""
     _check_augmentation(augmentation)
     source, count = _split(data, split)
     ds = _stored(source, count, augmentation=augmentation, size=image_size, known_size=data.image_size, cache=False)
@@ -294,9 +294,25 @@ def eval_pipeline(
             lambda x, y: (_to_uint8(eval_transform(x, augmentation=augmentation, size=image_size)), y),
             num_parallel_calls=AUTOTUNE,
         )
-    if cache and fits_in_memory(count, image_size):
+    if cache and _in_graph(count, image_size):
+        ds = _read_into_memory(ds)
+    elif cache and fits_in_memory(count, image_size):
         ds = ds.cache()
     return _finish(ds.batch(batch_size), preprocessing)
+
+
+def _read_into_memory(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` read once, as a dataset of arrays. Unlike `ds.cache()`, it has a known size (an image folder's
+    unreadable files are dropped while reading), so that Keras does not warn that the input "ran out of data" at
+    the end of an evaluation, and it is complete before Keras's first look at one batch, which a cache being
+    written discards with a warning ("did not fully read the dataset being cached")."""
+    images, labels = [], []
+    for x, y in ds.batch(1024).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    if not images:
+        return ds
+    return tf.data.Dataset.from_tensor_slices((np.concatenate(images), np.concatenate(labels)))
 
 
 def spread_sample(labels: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
