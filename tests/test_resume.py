@@ -33,7 +33,9 @@ def losses(run) -> list[float]:
     return column(run, "loss")
 
 
-def kill_and_resume(tmp_path, *, epochs: int, kill_after: int, extra: tuple[str, ...] = ()) -> tuple:
+def kill_and_resume(
+    tmp_path, *, epochs: int, kill_after: int, steps_per_epoch: int, extra: tuple[str, ...] = ()
+) -> tuple:
     """Start a reference run and a victim; SIGKILL the victim once its checkpoint of epoch `kill_after` is written,
     rerun it, and check both end with the same weights, optimizer state and history. Returns (run directory,
     reference directory, the last epoch saved before the kill)."""
@@ -66,6 +68,7 @@ def kill_and_resume(tmp_path, *, epochs: int, kill_after: int, extra: tuple[str,
     uninterrupted = keras.saving.load_model(reference_dir / "model.keras")
     iterations = json.loads((reference_dir / "metrics.json").read_text())["iterations"]
     assert resumed.optimizer.iterations.numpy() == uninterrupted.optimizer.iterations.numpy() == iterations
+    assert iterations == epochs * steps_per_epoch  # every epoch ran, each of full batches, exactly once
     for a, b in zip(resumed.weights, uninterrupted.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
     for a, b in zip(resumed.optimizer.variables, uninterrupted.optimizer.variables):
@@ -78,7 +81,7 @@ def kill_and_resume(tmp_path, *, epochs: int, kill_after: int, extra: tuple[str,
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(tmp_path):
-    kill_and_resume(tmp_path, epochs=EPOCHS, kill_after=2)
+    kill_and_resume(tmp_path, epochs=EPOCHS, kill_after=2, steps_per_epoch=4)  # 64 images, batches of 16
 
 
 @pytest.mark.slow
@@ -89,7 +92,7 @@ def test_sigkill_then_rerun_ends_where_an_uninterrupted_run_ends(tmp_path):
 )
 def test_sigkill_then_rerun_for_every_augmentation(tmp_path, augmentation, stream):
     extra = ("--augmentation", augmentation) + (("--stream",) if stream else ())
-    kill_and_resume(tmp_path, epochs=3, kill_after=1, extra=extra)
+    kill_and_resume(tmp_path, epochs=3, kill_after=1, steps_per_epoch=4, extra=extra)
 
 
 @pytest.mark.slow
@@ -97,7 +100,11 @@ def test_sigkill_then_rerun_keeps_the_plateau_decisions(tmp_path):
     # the ImageNet recipe divides the rate when the validation accuracy stops improving; patience 1 makes it act
     # in a few epochs of tiny data; the in-memory path ("none") keeps the batches out of the question
     _, reference_dir, killed_at = kill_and_resume(
-        tmp_path, epochs=4, kill_after=2, extra=("--recipe", "imagenet", "--patience", "1", "--augmentation", "none")
+        tmp_path,
+        epochs=4,
+        kill_after=2,
+        steps_per_epoch=3,  # 10% of the 64 images held out for the plateau decisions: 3 full batches of 16
+        extra=("--recipe", "imagenet", "--patience", "1", "--augmentation", "none"),
     )
     rates = column(reference_dir, "learning_rate")  # the rate each epoch trained with
     # the test means something: the uninterrupted run divides the rate at the end of the epoch the victim was
