@@ -101,6 +101,202 @@ MOVED = {
     "profiler": "analysis.profiler",
 }
 
+SUBPACKAGE_API = {
+    "analysis": [
+        "ModelProfile",
+        "bottleneck_cost",
+        "lesion",
+        "list_blocks",
+        "profile",
+    ],
+    "data": [
+        "AUGMENTATIONS",
+        "EMBEDDED",
+        "IMAGE_SIGNATURES",
+        "IN_GRAPH_LIMIT",
+        "ImageData",
+        "Preprocessing",
+        "compute_preprocessing",
+        "crop_flip_batch",
+        "eval_pipeline",
+        "eval_transform",
+        "fits_in_memory",
+        "holdout_validation",
+        "load_builtin",
+        "load_dataset",
+        "load_digits",
+        "load_idx_dir",
+        "load_image_folder",
+        "load_tfds",
+        "materialize",
+        "read_idx",
+        "spread_sample",
+        "steps_per_epoch_for",
+        "subset",
+        "train_pipeline",
+    ],
+    "export": [
+        "BUNDLE_MARKER",
+        "CRITERIA",
+        "FORMATS",
+        "IMAGE_EXTENSIONS",
+        "INPUT_NAME",
+        "INT8_IO",
+        "InferenceGraph",
+        "MAX_CALIBRATION_IMAGES",
+        "PARITY_IMAGES",
+        "Parity",
+        "ParityError",
+        "Predictor",
+        "QUANTIZATIONS",
+        "RUN_PARITY_IMAGES",
+        "Run",
+        "SIGNATURE",
+        "SavedModel",
+        "TFLiteModel",
+        "UINT8_SIGNATURE",
+        "as_images",
+        "as_pixels",
+        "check_destination",
+        "check_input_size",
+        "dataset_images",
+        "directory_images",
+        "export_bundle",
+        "export_saved_model",
+        "export_tflite",
+        "load_image",
+        "load_run",
+        "measure_parity",
+        "random_images",
+        "read_labels",
+        "run_parity_images",
+        "split_calibration",
+        "staged",
+        "tflite_converter",
+        "tflite_filename",
+    ],
+    "models": [
+        "AuxClassifierModel",
+        "CifarResNet",
+        "FusedBatchNormalization",
+        "GoogLeNet",
+        "IdentityShortcut",
+        "InceptionV3",
+        "LocalResponseNormalization",
+        "PlainNet110",
+        "PlainNet18",
+        "PlainNet20",
+        "PlainNet32",
+        "PlainNet34",
+        "PlainNet44",
+        "PlainNet56",
+        "ResNet",
+        "ResNet101",
+        "ResNet110",
+        "ResNet1202",
+        "ResNet152",
+        "ResNet18",
+        "ResNet20",
+        "ResNet32",
+        "ResNet34",
+        "ResNet44",
+        "ResNet50",
+        "ResNet56",
+        "VGG",
+        "VGG11",
+        "VGG13",
+        "VGG16",
+        "VGG19",
+        "decode_predictions",
+        "get_builder",
+        "get_model",
+        "list_models",
+        "preprocess_input",
+        "register_model",
+        "strip_aux",
+    ],
+    "trainer": [
+        "IDENTITY",
+        "JIT_COMPILE",
+        "MIXED_PRECISION",
+        "RECIPE_IMAGE_SIZE",
+        "TrainConfig",
+        "TrainResult",
+        "callbacks",
+        "check_run_dir",
+        "cpu_flags",
+        "distribute",
+        "export_model",
+        "losses",
+        "recipes",
+        "resolve_config",
+        "resolve_jit_compile",
+        "resolve_mixed_precision",
+        "schedules",
+        "train",
+    ],
+    "tuning": [
+        "BottleneckHyperModel",
+        "BudgetExceededError",
+        "COST_METRICS",
+        "Cost",
+        "DEFAULT_SCALES",
+        "DEFAULT_VALIDATION_SPLIT",
+        "GRANULARITIES",
+        "INCEPTION_BRANCHES",
+        "InceptionHyperModel",
+        "OBJECTIVE",
+        "ResNetHyperModel",
+        "SEARCH_IDENTITY",
+        "SearchPlan",
+        "SearchResult",
+        "TUNERS",
+        "format_trial_table",
+        "hypermodel_for",
+        "make_tuner",
+        "model_cost",
+        "pareto_front",
+        "plot_pareto",
+        "search",
+        "trial_rows",
+        "write_trial_csv",
+    ],
+    "utils": [
+        "atomic_directory",
+        "atomic_write",
+        "canonical_model_name",
+        "check_choice",
+        "check_fraction",
+        "check_int",
+        "check_number",
+        "fsync_directory",
+        "fsync_tree",
+        "write_json_atomic",
+        "write_text_atomic",
+    ],
+    "weights": [
+        "BASE_URL_ENVIRONMENT_VARIABLE",
+        "KERAS_APPLICATIONS_BASE_URL",
+        "KERAS_APPLICATIONS_BN_EPSILON",
+        "KERAS_APPLICATIONS_FILES",
+        "KERAS_APPLICATIONS_MODELS",
+        "TORCHVISION_RESNETS",
+        "TorchvisionFamily",
+        "WeightsFile",
+        "fix_builder_options",
+        "from_keras_applications",
+        "from_torchvision",
+        "keras_applications_file",
+        "load_imagenet",
+        "load_keras_applications",
+        "load_torchvision",
+        "preprocessing_mode",
+        "read_state_dict",
+        "resnet_architecture",
+        "resnet_imagenet_name",
+    ],
+}
+
 SUBPACKAGE_MODULES = [
     "models.aux",
     "models.common",
@@ -206,3 +402,51 @@ def test_names_of_0_1_still_import():
 
     assert AUTOTUNE == tf.data.AUTOTUNE
     assert IdentityShortcut is new is flat is keras_convnets.IdentityShortcut
+
+
+def _public_modules() -> list[str]:
+    """Every module of the package whose own name and whose packages' names do not start with `_` (the CLI and
+    the top-level package, which declare theirs elsewhere, left out)."""
+    import pkgutil
+
+    names = []
+    for info in pkgutil.walk_packages(keras_convnets.__path__, "keras_convnets."):
+        parts = info.name.split(".")[1:]
+        if parts[0] == "cli" or any(part.startswith("_") for part in parts):
+            continue
+        names.append(info.name)
+    return names
+
+
+def test_the_walk_finds_the_modules():
+    modules = _public_modules()
+    assert {"keras_convnets.data.tfds", "keras_convnets.experiments.presets", "keras_convnets.models"} <= set(modules)
+    assert not any(name.startswith("keras_convnets.cli") or "._" in name for name in modules)
+
+
+@pytest.mark.parametrize("module", _public_modules())
+def test_every_public_module_declares_all(module):
+    loaded = importlib.import_module(module)
+    names = getattr(loaded, "__all__", None)
+    assert isinstance(names, list) and names, f"{module} has no __all__"
+    assert len(set(names)) == len(names), module
+    missing = [name for name in names if not hasattr(loaded, name)]
+    assert not missing, f"{module}.__all__ names what it lacks: {missing}"
+
+
+@pytest.mark.xfail(reason="keras_convnets.cli.* get their __all__ from another change in progress", strict=False)
+def test_cli_modules_declare_all():
+    import pkgutil
+
+    import keras_convnets.cli
+
+    for info in pkgutil.walk_packages(keras_convnets.cli.__path__, "keras_convnets.cli."):
+        assert isinstance(getattr(importlib.import_module(info.name), "__all__", None), list), info.name
+
+
+@pytest.mark.parametrize("package", sorted(SUBPACKAGE_API))
+def test_subpackage_all_is_pinned(package):
+    loaded = importlib.import_module(f"keras_convnets.{package}")
+    assert sorted(loaded.__all__) == SUBPACKAGE_API[package]
+    for name in loaded.__all__:
+        assert getattr(loaded, name) is not None, f"keras_convnets.{package}.{name}"

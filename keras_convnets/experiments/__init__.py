@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+__all__ = ["EXPERIMENTS", "get_experiment", "list_experiments", "run_experiment"]
+
 # experiment -> (module, one-line description)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "degradation": ("keras_convnets.experiments.degradation", "plain vs residual nets at two depths: error curves"),

@@ -20,6 +20,8 @@ from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 from keras_convnets.models import common
 
+__all__ = ["FULL", "QUICK", "AuxPreset", "run"]
+
 
 @dataclass(frozen=True)
 class AuxPreset:

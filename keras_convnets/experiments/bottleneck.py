@@ -27,6 +27,8 @@ from keras_convnets.experiments import presets
 from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
 from keras_convnets.models import common
 
+__all__ = ["FULL", "LABELS", "QUICK", "BottleneckPreset", "inception_designs", "resnet_designs", "run"]
+
 # ResNet-50, He et al. 2016 Table 1: stage -> (feature-map side at 224, reduction width); outputs are 4x wider.
 RESNET50_STAGES = {"conv2": (56, 64), "conv3": (28, 128), "conv4": (14, 256), "conv5": (7, 512)}
 INCEPTION_3A_INPUT = (28, 28, 192)

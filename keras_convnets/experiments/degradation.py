@@ -19,6 +19,8 @@ from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 from keras_convnets.models import common
 
+__all__ = ["FAMILIES", "FULL", "QUICK", "DegradationPreset", "build", "findings", "net_name", "run"]
+
 FAMILIES = ("cifar", "imagenet")
 
 

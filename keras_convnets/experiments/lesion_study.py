@@ -28,6 +28,8 @@ from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 
+__all__ = ["FULL", "QUICK", "LesionPreset", "findings", "run"]
+
 
 @dataclass(frozen=True)
 class LesionPreset:

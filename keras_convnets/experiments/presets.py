@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+__all__ = ["check_int_tuple", "check_positive_int", "with_overrides"]
+
 T = TypeVar("T")
 
 
