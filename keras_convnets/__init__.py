@@ -4,8 +4,8 @@ The package imports lazily (PEP 562): `import keras_convnets` is light and loads
 that `convnets --help` answers at once. The first use of a public name (`keras_convnets.ResNet50`, `from
 keras_convnets import train`, `dir(keras_convnets)`) or of a flat module of before 0.2 (`keras_convnets.resnet`)
 imports them all, as importing the package did before; so does importing the package once Keras or TensorFlow is
-loaded. That import registers the package's serializable classes (layers, losses, schedules), which the runs'
-`model.keras` files need.
+loaded, and so does importing `keras_convnets.export` or `keras_convnets.tuning`. That import registers the
+package's serializable classes (layers, losses, schedules), which the runs' `model.keras` files need.
 """
 
 from __future__ import annotations
@@ -201,8 +201,21 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__spec__ = self._spec  # the import system set the alias's spec: the module keeps its own
 
 
+class _RegisteringFinder(importlib.abc.MetaPathFinder):
+    """`import keras_convnets.export` (or `.tuning`), which load `.keras` files, first imports the public names, as
+    importing the package did before it was lazy: the files' layers, losses and schedules are then registered.
+    It finds nothing itself: the import goes on as usual (none of the modules loaded imports these two)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in _REGISTERING and not _loaded:
+            _load_all()
+        return None
+
+
+_REGISTERING = (f"{__name__}.export", f"{__name__}.tuning")
 sys.modules[__name__].__class__ = _Package
 if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
     sys.meta_path.append(_MovedModuleFinder())
+    sys.meta_path.insert(0, _RegisteringFinder())
 if "keras" in sys.modules or "tensorflow" in sys.modules:  # nothing to save: load as before
     _load_all()

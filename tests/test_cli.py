@@ -98,6 +98,20 @@ print(json.dumps({
     }
 
 
+def test_importing_the_export_registers_the_classes_of_the_runs_model_files(tmp_path):
+    result = _python(
+        """
+import json
+from keras_convnets.export import load_run
+import keras
+names = ["keras_convnets>LocalResponseNormalization", "keras_convnets>AuxClassifierModel"]
+print(json.dumps([keras.saving.get_registered_object(name) is not None for name in names]))
+""",
+        tmp_path,
+    )
+    assert result == [True, True]
+
+
 def test_the_choices_parsed_without_tensorflow_are_the_modules_lists():
     from keras_convnets import export, tuning
     from keras_convnets.trainer import MIXED_PRECISION, distribute, recipes
