@@ -254,8 +254,9 @@ def test_degradation_findings_on_known_curves():
 
 
 def test_max_train_cuts_in_memory_data():
-    """The digits are in memory (`train_arrays`): with max_train=200 every epoch trains on exactly the first 200
-    training images (as the training split yields them), each once, and never on the other 1,238."""
+    """The digits are in memory (`train_arrays`): with max_train=200 every epoch trains on exactly 200 distinct
+    training images, each once, drawn over the whole training split (all ten classes, not its first 200), and
+    never on the other 1,238."""
     import numpy as np
 
     from keras_convnets import data as data_lib
@@ -265,13 +266,17 @@ def test_max_train_cuts_in_memory_data():
     assert full.num_train == 1438
     data = load_data("digits", data_dir=None, max_train=200, max_test=50, batch_size=40)
     assert (data.num_train, data.num_test) == (200, 50)
-    subset = [x.tobytes() for x, _ in full.train.take(200).as_numpy_iterator()]
+    everything = {x.tobytes(): int(y) for x, y in full.train.as_numpy_iterator()}
+    first = {x.tobytes() for x, _ in full.train.take(200).as_numpy_iterator()}
+    sample = [x.tobytes() for x, _ in data.train.as_numpy_iterator()]
+    assert len(sample) == len(set(sample)) == 200 and set(sample) <= set(everything) and set(sample) != first
+    assert sorted({everything[x] for x in sample}) == list(range(10))
     pipeline = data_lib.train_pipeline(data, batch_size=40, image_size=32, augmentation="none", seed=3, epochs=2)
     batches = [x for x, _ in pipeline.as_numpy_iterator()]
     assert len(batches) == 2 * 5
     for epoch in (0, 1):
         seen = np.concatenate(batches[5 * epoch : 5 * epoch + 5]).astype("uint8")
-        assert sorted(x.tobytes() for x in seen) == sorted(subset)
+        assert sorted(x.tobytes() for x in seen) == sorted(sample)
     assert sum(1 for _ in data.test.as_numpy_iterator()) == 50
 
 

@@ -17,7 +17,8 @@ import tempfile
 
 import keras
 
-from keras_convnets import CifarResNet, ResNet20, ResNet32, ResNet44, ResNet56, ResNet110, data, recipes
+from keras_convnets import CifarResNet, ResNet20, ResNet32, ResNet44, ResNet56, ResNet110, data
+from keras_convnets.trainer import recipes
 
 BUILDERS = {20: ResNet20, 32: ResNet32, 44: ResNet44, 56: ResNet56, 110: ResNet110}
 

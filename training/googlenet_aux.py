@@ -18,7 +18,8 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_convnets import GoogLeNet, data, recipes, strip_aux
+from keras_convnets import GoogLeNet, data, strip_aux
+from keras_convnets.trainer import recipes
 
 
 def main():

@@ -3,7 +3,8 @@
 One replica per GPU (or the CPU); the model and its optimizer are built and compiled inside `strategy.scope()`, the
 global batch is the per-replica batch times the replicas, and the learning rate scales linearly with it. The recipe
 is `recipes.get_recipe("imagenet")` (He et al. 2016, Section 3.4): SGD with momentum 0.9 and weight decay 1e-4,
-lr 0.1 at batch 256 divided by 10 when the validation accuracy stops improving, shorter side resized at random
+lr 0.1 at batch 256 divided by 10 when the accuracy on a validation split (a tenth of the training set, held out
+at random) stops improving, the test split evaluated once at the end; shorter side resized at random
 in [256, 480] and a 224x224 crop with flips, per-pixel mean subtraction.
 
     python training/imagenet_resnet50.py --data imagenet2012 --data-dir ~/tensorflow_datasets --epochs 90
@@ -18,7 +19,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from keras_convnets import ResNet50, data, recipes
+from keras_convnets import ResNet50, data
+from keras_convnets.trainer import recipes
 
 
 def main():
@@ -46,6 +48,9 @@ def main():
             args.epochs,
             None,
         )
+    # the plateau decisions watch a validation split held out of the training set; the test split is evaluated
+    # once, at the end
+    dataset = data.holdout_validation(dataset, 0.1, seed=0)
     batch_size = args.per_replica_batch * strategy.num_replicas_in_sync
     steps = steps or data.steps_per_epoch_for(dataset.num_train, batch_size)
     print(f"replicas: {strategy.num_replicas_in_sync}, global batch {batch_size}, {steps} steps an epoch")
@@ -70,6 +75,7 @@ def main():
     train = data.train_pipeline(
         dataset, **common, preprocessing=preprocessing, epochs=epochs, steps_per_epoch=steps, seed=0
     )
+    validation = data.eval_pipeline(dataset, **common, preprocessing=preprocessing, split="validation")
     test = data.eval_pipeline(dataset, **common, preprocessing=preprocessing)
     callbacks = [  # the "plateau" schedule: divide by 10 when the validation accuracy stops improving
         keras.callbacks.ReduceLROnPlateau(
@@ -77,11 +83,11 @@ def main():
         )
     ]
     history = model.fit(
-        train, epochs=epochs, steps_per_epoch=steps, validation_data=test, callbacks=callbacks, verbose=2
+        train, epochs=epochs, steps_per_epoch=steps, validation_data=validation, callbacks=callbacks, verbose=2
     )
     model.save(os.path.join(output_dir, "model.keras"))
     losses = history.history["loss"]
-    accuracy = history.history["val_accuracy"][-1]
+    accuracy = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
     print(f"resnet50: training loss {losses[0]:.4f} -> {losses[-1]:.4f}, test accuracy {accuracy:.4f}")
 
 

@@ -57,7 +57,8 @@ def work(args, output_dir):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()  # reads TF_CONFIG; before any other TensorFlow op
     import keras
 
-    from keras_convnets import CifarResNet, ResNet20, data, recipes
+    from keras_convnets import CifarResNet, ResNet20, data
+    from keras_convnets.trainer import recipes
     from keras_convnets.trainer.building import prepare_for_multi_worker
 
     task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {"index": 0})

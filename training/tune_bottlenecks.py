@@ -41,12 +41,13 @@ def main():
         args.max_macs = 17e6  # between the narrowest (14.3 M) and the widest (19.9 M) of these scales
 
     dataset = data.load_dataset(args.data)
-    x, y = arrays(dataset, "train", 32)
+    if args.smoke:  # 384 training images (a random sample over the classes), 128 of them for validation
+        dataset = data.holdout_validation(data.subset(dataset, max_train=384, seed=0), 128, seed=0)
+    else:  # validation: a tenth of the training set drawn at random (a folder lists its images class by class)
+        dataset = data.holdout_validation(dataset, 0.1, seed=0)
+    x_train, y_train = arrays(dataset, "train", 32)
+    x_val, y_val = arrays(dataset, "validation", 32)
     x_test, y_test = arrays(dataset, "test", 32)
-    held_out = len(x) // 10  # validation: the last tenth of the training set
-    if args.smoke:
-        x, y, held_out = x[:384], y[:384], 128
-    x_train, y_train, x_val, y_val = x[:-held_out], y[:-held_out], x[-held_out:], y[-held_out:]
 
     hypermodel = tuning.ResNetHyperModel(
         50,
