@@ -28,7 +28,7 @@ __all__ = [
 # artifact kind -> (metric, threshold). "max_abs_diff" (of the probabilities) passes below the threshold,
 # "top1_agreement" (fraction of images with the same top class as Keras) at or above it.
 CRITERIA: dict[str, tuple[str, float]] = {
-    "saved_model": ("max_abs_diff", 1e-5),
+    "saved_model": ("max_abs_diff", 1e-4),  # fused graph kernels: up to 1.7e-5 seen on 100 real test images
     "keras": ("max_abs_diff", 1e-5),
     "tflite_float32": ("max_abs_diff", 1e-4),
     "tflite_float16": ("max_abs_diff", 1e-2),
