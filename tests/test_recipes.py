@@ -223,9 +223,24 @@ def test_vgg_recipe_trains_at_its_size():
 
     assert recipes.default_recipe("vgg16").name == "vgg"
     resolved = config.resolve_config(
-        "vgg11", "digits", epochs=1, batch_size=8, recipe=None, strategy="one_device", mixed_precision="float32",
-        jit_compile=False, output_dir=None, export_dir=None, seed=0, deterministic=False, data_dir=None,
-        sync_bn=False, steps_per_epoch=1, image_size=None, model_options=None, validation_split="auto",
+        "vgg11",
+        "digits",
+        epochs=1,
+        batch_size=8,
+        recipe=None,
+        strategy="one_device",
+        mixed_precision="float32",
+        jit_compile=False,
+        output_dir=None,
+        export_dir=None,
+        seed=0,
+        deterministic=False,
+        data_dir=None,
+        sync_bn=False,
+        steps_per_epoch=1,
+        image_size=None,
+        model_options=None,
+        validation_split="auto",
     )
     assert resolved.image_size == 224 and resolved.recipe.name == "vgg"
 
@@ -371,7 +386,7 @@ def test_googlenet_follows_bvlc_quick_solver():
         ({"rmsprop_epsilon": 0.0}, r"`rmsprop_epsilon` must be greater than 0"),
         ({"poly_power": 0.0}, r"`poly_power` must be greater than 0"),
         ({"boundaries": (48_000, 32_000)}, r"`boundaries` must be strictly increasing"),
-        ({"boundaries": [32_000]}, r"`boundaries` must be a tuple of positive integers"),
+        ({"boundaries": (0, 32_000)}, r"`boundaries` must be a tuple of positive integers"),
         ({"total_iterations": None}, r"`total_iterations` is required by `schedule='step'`"),
         ({"warmup_learning_rate": 0.0}, r"`warmup_learning_rate` must be greater than 0"),
         ({"plateau_patience": -1}, r"`plateau_patience` must be at least 0"),
@@ -385,6 +400,10 @@ def test_recipe_fields_are_checked(changes, match):
 def test_recipe_field_types_are_checked():
     with pytest.raises(TypeError, match=r"`batch_size` must be an integer. Received: batch_size=12.5"):
         recipes.with_overrides(recipes.RECIPES["cifar"], batch_size=12.5)
+    with pytest.raises(
+        TypeError, match=r"`boundaries` must be a tuple of positive integers. Received: boundaries=\[32000\]"
+    ):
+        recipes.with_overrides(recipes.RECIPES["cifar"], boundaries=[32_000])
     with pytest.raises(ValueError, match="`decay_epochs` must be greater than 0 with `schedule='exponential'`"):
         recipes.with_overrides(recipes.RECIPES["inception_v3"], decay_epochs=0.0)
     with pytest.raises(ValueError, match="One of `total_iterations` and `total_epochs` must be given"):

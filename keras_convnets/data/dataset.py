@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
+from keras_convnets.utils.validation import check_int, check_number
+
 __all__ = ["ImageData", "holdout_validation", "subset"]
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -95,8 +97,7 @@ def _pick(ds, count: int, indices: np.ndarray, *, files=None, arrays=None):
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"`seed` must be an integer. Received: seed={seed!r}")
+    check_int("seed", seed, types=(int, np.integer))
     return int(seed) % (1 << 32)
 
 
@@ -104,11 +105,12 @@ def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> 
     """A copy of `data` whose `validation` split holds `size` training examples (a count, or a fraction in
     (0, 1) of the training set) drawn at random from `seed`, and whose `train` holds the others, in their order.
     The test split is untouched: model selection sees the validation split, the test split is reported once."""
-    if isinstance(size, bool) or not isinstance(size, (int, float)):
-        raise TypeError(f"`size` must be an integer count or a fraction in (0, 1). Received: size={size!r}")
+    requirement = "must be an integer count or a fraction in (0, 1)"
+    check_number("size", size, requirement=requirement)
     if isinstance(size, float):
-        if not 0 < size < 1:
-            raise ValueError(f"`size` must be an integer count or a fraction in (0, 1). Received: size={size!r}")
+        check_number(
+            "size", size, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True, requirement=requirement
+        )
         count = max(1, int(round(size * data.num_train)))
     else:
         count = size
@@ -142,10 +144,9 @@ def subset(data: ImageData, max_train: int | None = None, max_test: int | None =
     for split, limit in (("train", max_train), ("test", max_test)):
         if limit is None:
             continue
-        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)):
-            raise TypeError(f"`max_{split}` must be a positive integer or None. Received: max_{split}={limit!r}")
-        if limit < 1:
-            raise ValueError(f"`max_{split}` must be a positive integer or None. Received: max_{split}={limit!r}")
+        check_int(
+            f"max_{split}", limit, minimum=1, types=(int, np.integer), requirement="must be a positive integer or None"
+        )
         count = getattr(data, f"num_{split}")
         if limit >= count:
             continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, TypeVar
 
+from keras_convnets.utils.validation import check_int
+
 __all__ = ["check_int_tuple", "check_positive_int", "with_overrides"]
 
 T = TypeVar("T")
@@ -23,8 +25,7 @@ def with_overrides(preset: T, overrides: dict[str, Any]) -> T:
 
 
 def check_positive_int(argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
+    check_int(argument, value, minimum=1, requirement="must be a positive integer")
     return value
 
 
@@ -33,11 +34,12 @@ def check_int_tuple(argument: str, value: Any, *, length: int | None = None) -> 
         items = tuple(value)
     except TypeError:
         items = None
-    if (
-        not items
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items)
-        or (length is not None and len(items) != length)
-    ):
-        size = f"{length} " if length else ""
-        raise ValueError(f"`{argument}` must be a tuple of {size}positive integers. Received: {argument}={value!r}")
+    size = f"{length} " if length else ""
+    requirement = f"must be a tuple of {size}positive integers"
+    if not items or (length is not None and len(items) != length):
+        raise (TypeError if items is None else ValueError)(
+            f"`{argument}` {requirement}. Received: {argument}={value!r}"
+        )
+    for item in items:
+        check_int(argument, item, minimum=1, requirement=requirement, received=f"{argument}={value!r}")
     return items

@@ -23,6 +23,8 @@ from typing import Any
 
 import keras
 
+from keras_convnets.utils.validation import check_number
+
 __all__ = [
     "AUX_PREFIX",
     "MAIN_OUTPUT",
@@ -36,9 +38,7 @@ AUX_PREFIX = "aux"
 
 
 def check_aux_loss_weight(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`aux_loss_weight` must be a non-negative number. Received: aux_loss_weight={value!r}")
-    return float(value)
+    return check_number("aux_loss_weight", value, minimum=0, requirement="must be a non-negative number")
 
 
 @keras.saving.register_keras_serializable(package="keras_convnets")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_convnets.utils.validation import check_int, check_number
+
 __all__ = [
     "FusedBatchNormalization",
     "IdentityShortcut",
@@ -23,10 +25,8 @@ class IdentityShortcut(keras.layers.Layer):
 
     def __init__(self, filters: int, strides: int = 1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive integer. Received: filters={filters!r}")
-        if isinstance(strides, bool) or not isinstance(strides, int) or strides < 1:
-            raise ValueError(f"`strides` must be a positive integer. Received: strides={strides!r}")
+        check_int("filters", filters, minimum=1, requirement="must be a positive integer")
+        check_int("strides", strides, minimum=1, requirement="must be a positive integer")
         self.filters = filters
         self.strides = strides
         self.channels_last = keras.config.image_data_format() == "channels_last"
@@ -90,11 +90,11 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
+        check_int("size", size, minimum=1, requirement="must be a positive odd integer")
+        if size % 2 == 0:
             raise ValueError(f"`size` must be a positive odd integer. Received: size={size!r}")
         for argument, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{argument}` must be a non-negative number. Received: {argument}={value!r}")
+            check_number(argument, value, minimum=0, requirement="must be a non-negative number")
         self.size = size
         self.alpha = float(alpha)
         self.beta = float(beta)

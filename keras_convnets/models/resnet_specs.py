@@ -72,7 +72,8 @@ def imagenet_spec(depth: int) -> ResNetSpec:
     check_int("depth", depth)
     if depth not in IMAGENET_SPECS:
         raise ValueError(
-            f"`depth` of an ImageNet ResNet must be one of {', '.join(map(str, IMAGENET_SPECS))}. Received: depth={depth}"
+            f"`depth` of an ImageNet ResNet must be one of {', '.join(map(str, IMAGENET_SPECS))}. "
+            f"Received: depth={depth}"
         )
     return IMAGENET_SPECS[depth]
 
@@ -112,9 +113,15 @@ def resolve_bottleneck_width(spec: ResNetSpec, bottleneck_width: Any) -> tuple[i
             f"`bottleneck_width` must be None, a ratio or a tuple of {len(outputs)} integers. "
             f"Received: bottleneck_width={bottleneck_width!r}"
         ) from error
-    if len(widths) != len(outputs) or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-        raise ValueError(
-            f"`bottleneck_width` must have {len(outputs)} positive integers, one per stage. "
-            f"Received: bottleneck_width={bottleneck_width!r}"
+    requirement = f"must have {len(outputs)} positive integers, one per stage"
+    if len(widths) != len(outputs):
+        raise ValueError(f"`bottleneck_width` {requirement}. Received: bottleneck_width={bottleneck_width!r}")
+    for width in widths:
+        check_int(
+            "bottleneck_width",
+            width,
+            minimum=1,
+            requirement=requirement,
+            received=f"bottleneck_width={bottleneck_width!r}",
         )
     return widths

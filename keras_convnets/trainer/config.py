@@ -19,7 +19,7 @@ from keras_convnets.models import registry
 from keras_convnets.trainer import distribute, recipes
 from keras_convnets.trainer.precision import resolve_jit_compile, resolve_mixed_precision
 from keras_convnets.utils.naming import canonical_model_name
-from keras_convnets.utils.validation import check_number
+from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = ["RECIPE_IMAGE_SIZE", "TrainConfig", "default_validation_split", "model_name", "resolve_config"]
 
@@ -122,8 +122,8 @@ def default_validation_split(recipe: recipes.Recipe) -> float:
 
 
 def _check_positive(argument: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"`{argument}` must be a positive integer. Received: {argument}={value!r}")
+    if value is not None:
+        check_int(argument, value, minimum=1, requirement="must be a positive integer")
 
 
 def resolve_config(
@@ -158,8 +158,8 @@ def resolve_config(
         ("image_size", image_size),
     ):
         _check_positive(argument, value)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"`seed` must be a non-negative integer or None. Received: seed={seed!r}")
+    if seed is not None:
+        check_int("seed", seed, minimum=0, requirement="must be a non-negative integer or None")
     if deterministic and seed is None:
         raise ValueError("`deterministic=True` needs a `seed`. Received: seed=None")
     if validation_split != "auto":

@@ -128,11 +128,12 @@ class Recipe:
                 "One of `total_iterations` and `total_epochs` must be given. "
                 "Received: total_iterations=None, total_epochs=None"
             )
-        if not isinstance(self.boundaries, tuple) or any(
-            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in self.boundaries
-        ):
-            raise ValueError(
-                f"`boundaries` must be a tuple of positive integers. Received: boundaries={self.boundaries!r}"
+        requirement = "must be a tuple of positive integers"
+        if not isinstance(self.boundaries, tuple):
+            raise TypeError(f"`boundaries` {requirement}. Received: boundaries={self.boundaries!r}")
+        for boundary in self.boundaries:
+            check_int(
+                "boundaries", boundary, minimum=1, requirement=requirement, received=f"boundaries={self.boundaries!r}"
             )
         if list(self.boundaries) != sorted(set(self.boundaries)):
             raise ValueError(f"`boundaries` must be strictly increasing. Received: boundaries={self.boundaries!r}")
@@ -273,8 +274,8 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
     """The recipe of the paper a registered model comes from: CIFAR nets -> "cifar", GoogLeNet -> "googlenet",
-    Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For other names, the input size decides
-    (at most 64 pixels -> "cifar")."""
+    Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For other names, the input size
+    decides (at most 64 pixels -> "cifar")."""
     key = canonical_model_name(model_name, argument="model_name")
     if key in ("googlenet", "inception_v3"):
         return RECIPES["googlenet" if key == "googlenet" else "inception_v3"]

@@ -63,10 +63,11 @@ class BottleneckHyperModel(keras_tuner.HyperModel):
         super().__init__(name=name, tunable=tunable)
         check_int("classes", classes, minimum=1)
         shape = tuple(input_shape)
-        if len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-            raise ValueError(
-                f"`input_shape` must be 3 positive integers (height, width, channels). Received: input_shape={input_shape!r}"
-            )
+        requirement = "must be 3 positive integers (height, width, channels)"
+        if len(shape) != 3:
+            raise ValueError(f"`input_shape` {requirement}. Received: input_shape={input_shape!r}")
+        for side in shape:
+            check_int("input_shape", side, minimum=1, requirement=requirement, received=f"input_shape={input_shape!r}")
         for argument, value in (("batch_size", batch_size), ("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
             if value is not None:
                 check_int(argument, value, minimum=1)

@@ -18,6 +18,7 @@ import keras_tuner
 
 from keras_convnets.analysis.profiler import profile
 from keras_convnets.models.aux import strip_aux
+from keras_convnets.utils.validation import check_number
 
 __all__ = ["COST_METRICS", "BudgetExceededError", "Cost", "model_cost"]
 
@@ -48,13 +49,12 @@ def model_cost(model: keras.Model) -> Cost:
 
 
 def check_budget_value(argument: str, value: Any) -> float | None:
-    """A budget: None (no limit) or a positive number, returned as a float. (Not `utils.validation.check_number`:
-    a budget may be None, and its message says so.)"""
+    """A budget: None (no limit) or a positive number, returned as a float."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"`{argument}` must be a positive number or None. Received: {argument}={value!r}")
-    return float(value)
+    return check_number(
+        argument, value, minimum=0, exclusive_minimum=True, requirement="must be a positive number or None"
+    )
 
 
 def describe(values: Mapping[str, Any]) -> str:

@@ -20,7 +20,7 @@ from keras_convnets.models.googlenet import INCEPTION_TABLE, GoogLeNet
 from keras_convnets.trainer import recipes
 from keras_convnets.tuning.base import BottleneckHyperModel
 from keras_convnets.utils.naming import canonical_model_name
-from keras_convnets.utils.validation import check_choice
+from keras_convnets.utils.validation import check_choice, check_int, check_number
 
 __all__ = [
     "DEFAULT_SCALES",
@@ -41,10 +41,7 @@ _RESNETS = {"resnet50": 50, "resnet101": 101, "resnet152": 152}
 # Sequences of widths and scales: `utils.validation` checks single values; these check every member and keep the
 # messages the HyperModels have always given.
 def _check_width(argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{argument}` widths must be positive integers. Received: {argument}={value!r}")
-    if value < 1:
-        raise ValueError(f"`{argument}` widths must be positive integers. Received: {argument}={value!r}")
+    check_int(argument, value, minimum=1, requirement="widths must be positive integers")
     return value
 
 
@@ -53,8 +50,13 @@ def _check_scales(scales: Any) -> tuple[float, ...]:
         values = tuple(scales)
     except TypeError:
         values = ()
-    if not values or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not s > 0 for s in values):
-        raise ValueError(f"`scales` must be a non-empty sequence of positive numbers. Received: scales={scales!r}")
+    requirement = "must be a non-empty sequence of positive numbers"
+    if not values:
+        raise ValueError(f"`scales` {requirement}. Received: scales={scales!r}")
+    for scale in values:
+        check_number(
+            "scales", scale, minimum=0, exclusive_minimum=True, requirement=requirement, received=f"scales={scales!r}"
+        )
     return tuple(sorted(set(float(s) for s in values)))
 
 
@@ -152,7 +154,8 @@ class ResNetHyperModel(BottleneckHyperModel):
             return resolved
         if isinstance(widths, (int, str)) or not hasattr(widths, "__iter__"):
             raise TypeError(
-                f"`widths` must be None, a sequence of candidate widths or a dict per stage. Received: widths={widths!r}"
+                "`widths` must be None, a sequence of candidate widths or a dict per stage. "
+                f"Received: widths={widths!r}"
             )
         values = tuple(sorted({_check_width("widths", v) for v in widths}))
         if not values:
