@@ -76,9 +76,8 @@ def run(
     from keras_convnets.models.googlenet import GoogLeNet
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
-    preset, recipe, data, preprocessing = setup.preset, setup.recipe, setup.data, setup.preprocessing
+    preset, recipe, data = setup.preset, setup.recipe, setup.data
     steps, epochs = setup.steps, setup.epochs
-    evaluators = (setup.train_eval, setup.test_eval)
 
     runs = {}
     for aux in (True, False):
@@ -92,21 +91,7 @@ def run(
             variant=preset.variant,
             aux_loss_weight=preset.aux_loss_weight,
         )
-        curves = tr.train(
-            name,
-            model,
-            data,
-            recipe=recipe,
-            epochs=epochs,
-            batch_size=preset.batch_size,
-            image_size=preset.image_size,
-            seed=preset.seed,
-            points=preset.points,
-            model_name="googlenet",
-            preprocessing=preprocessing,
-            evaluators=evaluators,
-            run_eagerly=preset.run_eagerly,
-        )
+        curves = setup.train(name, model, model_name="googlenet")
         runs["aux" if aux else "no_aux"] = curves
         keras.backend.clear_session()
 

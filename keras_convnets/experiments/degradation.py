@@ -91,9 +91,8 @@ def run(
     started = time.perf_counter()
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
-    preset, recipe, data, preprocessing = setup.preset, setup.recipe, setup.data, setup.preprocessing
+    preset, recipe, data = setup.preset, setup.recipe, setup.data
     steps, epochs = setup.steps, setup.epochs
-    evaluators = (setup.train_eval, setup.test_eval)
 
     runs: dict[str, tr.Curves] = {}
     for depth in preset.depths:
@@ -101,21 +100,7 @@ def run(
             name = net_name(depth, residual)
             keras.utils.set_random_seed(preset.seed)
             model = build(preset.family, depth, residual, image_size=preset.image_size, classes=data.num_classes)
-            runs[name] = tr.train(
-                name,
-                model,
-                data,
-                recipe=recipe,
-                epochs=epochs,
-                batch_size=preset.batch_size,
-                image_size=preset.image_size,
-                seed=preset.seed,
-                points=preset.points,
-                model_name=name,
-                preprocessing=preprocessing,
-                evaluators=evaluators,
-                run_eagerly=preset.run_eagerly,
-            )
+            runs[name] = setup.train(name, model)
             keras.backend.clear_session()
 
     results = {

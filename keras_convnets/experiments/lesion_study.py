@@ -78,14 +78,8 @@ def run(
     from keras_convnets.models.resnet import CifarResNet
 
     setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
-    preset, recipe, data, epochs, preprocessing = (
-        setup.preset,
-        setup.recipe,
-        setup.data,
-        setup.epochs,
-        setup.preprocessing,
-    )
-    train_eval, test_eval = setup.train_eval, setup.test_eval
+    preset, recipe, data, epochs = setup.preset, setup.recipe, setup.data, setup.epochs
+    test_eval = setup.test_eval
 
     models, curves = {}, {}
     for kind, residual in (("residual", True), ("plain", False)):
@@ -94,21 +88,7 @@ def run(
         model = CifarResNet(
             preset.depth, input_shape=(preset.image_size,) * 2 + (3,), classes=data.num_classes, residual=residual
         )
-        curves[kind] = tr.train(
-            name,
-            model,
-            data,
-            recipe=recipe,
-            epochs=epochs,
-            batch_size=preset.batch_size,
-            image_size=preset.image_size,
-            seed=preset.seed,
-            points=preset.points,
-            model_name=name,
-            preprocessing=preprocessing,
-            evaluators=(train_eval, test_eval),
-            run_eagerly=preset.run_eagerly,
-        )
+        curves[kind] = setup.train(name, model)
         models[kind] = model
 
     baseline = {kind: test_eval.error(lesion(m, [])) for kind, m in models.items()}
@@ -292,7 +272,8 @@ def _write_report(
             f"Plain net, one block deleted: median increase {_pp(f['plain_single_median_increase'])}, smallest "
             f"{_pp(f['plain_single_min_increase'])}; {f['plain_deletions_near_chance']} of {f['plain_deletions']} "
             "deletions within 10 points of chance.",
-            f"Random deletions: the ResNet's mean error did not decrease in {f['residual_k_curve_nondecreasing_steps']} "
+            "Random deletions: the ResNet's mean error did not decrease in "
+            f"{f['residual_k_curve_nondecreasing_steps']} "
             f"of {f['k_steps']} steps of k, the plain net's in {f['plain_k_curve_nondecreasing_steps']} of "
             f"{f['k_steps']}; the ResNet was below the plain net at every k: "
             f"{'yes' if f['residual_below_plain_at_every_k'] else 'no'}.",

@@ -1,11 +1,11 @@
 """Training for the experiments: a model, a dataset and a recipe in, error curves against iterations out.
 
-It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes (`keras_convnets.trainer.recipes`):
-the same recipe (its optimizer, schedule, augmentation and loss, label smoothing included), batch, seed and data
-order for every model of an experiment. Training error is measured as the papers plot it, on the training batches as
-they are trained (augmented, training mode), averaged over the iterations since the previous point; test error is
-measured at each point on the whole test split in inference mode. At the end the training split is also evaluated in
-inference mode.
+It reuses the library's data pipelines (`keras_convnets.data`) and the papers' recipes
+(`keras_convnets.trainer.recipes`): the same recipe (its optimizer, schedule, augmentation and loss, label smoothing
+included), batch, seed and data order for every model of an experiment. Training error is measured as the papers
+plot it, on the training batches as they are trained (augmented, training mode), averaged over the iterations since
+the previous point; test error is measured at each point on the whole test split in inference mode. At the end the
+training split is also evaluated in inference mode.
 """
 
 from __future__ import annotations
@@ -177,8 +177,9 @@ def train(
     evaluators: tuple[Evaluator, Evaluator] | None = None,
     run_eagerly: bool = False,
 ) -> Curves:
-    """Train `model` with `recipe` (optimizer, schedule, loss with its label smoothing, augmentation) for `epochs` epochs and return its curves,
-    with about `points` points. `evaluators` are the (train, test) evaluators, made once per experiment.
+    """Train `model` with `recipe` (optimizer, schedule, loss with its label smoothing, augmentation) for `epochs`
+    epochs and return its curves, with about `points` points. `evaluators` are the (train, test) evaluators, made
+    once per experiment.
     `run_eagerly` skips graph tracing (slower per step, much faster to start: tiny budgets and debugging)."""
     import tensorflow as tf
 
@@ -266,6 +267,26 @@ class Setup:
     preprocessing: Any
     train_eval: Evaluator
     test_eval: Evaluator
+
+    def train(self, name: str, model: keras.Model, *, model_name: str | None = None) -> Curves:
+        """`train(name, model, ...)` with this setup's data, recipe, epochs, preprocessing and evaluators and the
+        preset's batch size, image size, seed, points and `run_eagerly`; `model_name` defaults to `name`."""
+        preset = self.preset
+        return train(
+            name,
+            model,
+            self.data,
+            recipe=self.recipe,
+            epochs=self.epochs,
+            batch_size=preset.batch_size,
+            image_size=preset.image_size,
+            seed=preset.seed,
+            points=preset.points,
+            model_name=name if model_name is None else model_name,
+            preprocessing=self.preprocessing,
+            evaluators=(self.train_eval, self.test_eval),
+            run_eagerly=preset.run_eagerly,
+        )
 
 
 def prepare(base_preset, overrides: dict[str, Any], *, check, dataset: str | None, data_dir: str | None) -> Setup:

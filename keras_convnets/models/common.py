@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Sequence
 import keras
 from keras import layers
 
+from keras_convnets.models.aux import AuxClassifierModel
 from keras_convnets.models.layers import FusedBatchNormalization
 from keras_convnets.utils.validation import check_choice, check_fraction, check_int  # noqa: F401 (re-exported)
 
@@ -31,6 +32,7 @@ __all__ = [
     "check_weights_argument",
     "classifier_head",
     "conv_bn",
+    "finish_model",
     "load_weights",
     "model_input",
     "recursion_limit",
@@ -143,7 +145,8 @@ def resolve_input_shape(
         input_shape = tuple(None if d is None else int(d) for d in input_shape)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"`input_shape` must be a tuple of 3 integers (height, width, channels). Received: input_shape={input_shape!r}"
+            "`input_shape` must be a tuple of 3 integers (height, width, channels). "
+            f"Received: input_shape={input_shape!r}"
         ) from error
     if len(input_shape) != 3:
         raise ValueError(
@@ -300,3 +303,33 @@ def build_model(inputs, outputs, name: str, weights: Any, depth_hint: int = 0) -
 
 
 Builder = Callable[..., keras.Model]
+
+
+def finish_model(
+    inputs,
+    x,
+    aux_outputs: dict | None,
+    *,
+    name: str,
+    weights: Any,
+    include_top: bool,
+    pooling: str | None,
+    classes: int,
+    classifier_activation: Any,
+    dropout: float,
+    aux_loss_weight: float,
+) -> keras.Model:
+    """The end of an Inception builder: the classifier head on `x`, then a plain model (`aux_outputs=None`) or an
+    `AuxClassifierModel` with the main output "predictions" and the auxiliary heads' outputs, weights loaded."""
+    x = classifier_head(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+    )
+    if aux_outputs is None:
+        return build_model(inputs, x, name, weights)
+    model = AuxClassifierModel(inputs, {"predictions": x, **aux_outputs}, name=name, aux_loss_weight=aux_loss_weight)
+    return load_weights(model, weights)

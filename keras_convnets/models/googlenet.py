@@ -57,9 +57,10 @@ import keras
 from keras import layers
 
 from keras_convnets.models import common
-from keras_convnets.models.aux import AuxClassifierModel, check_aux_loss_weight
+from keras_convnets.models.aux import check_aux_loss_weight
 from keras_convnets.models.layers import LocalResponseNormalization
 from keras_convnets.models.registry import register_model
+from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = [
     "AUX_AFTER",
@@ -198,10 +199,13 @@ def check_table(table: Sequence[InceptionSpec] | None) -> tuple[InceptionSpec, .
     for row in rows:
         for field_name in ("n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"):
             value = getattr(row, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`table` widths must be positive integers. Received: {field_name}={value!r} in row {row.name!r}"
-                )
+            check_int(
+                "table",
+                value,
+                minimum=1,
+                requirement="widths must be positive integers",
+                received=f"{field_name}={value!r} in row {row.name!r}",
+            )
     return rows
 
 
@@ -290,8 +294,9 @@ def GoogLeNet(
     common.check_fraction("dropout", dropout)
     common.check_fraction("aux_dropout", aux_dropout)
     aux_loss_weight = check_aux_loss_weight(aux_loss_weight)
-    if isinstance(reduction_scale, bool) or not isinstance(reduction_scale, (int, float)) or not reduction_scale > 0:
-        raise ValueError(f"`reduction_scale` must be a positive number. Received: reduction_scale={reduction_scale!r}")
+    check_number(
+        "reduction_scale", reduction_scale, minimum=0, exclusive_minimum=True, requirement="must be a positive number"
+    )
     table = check_table(table)
     net_minimum = minimum_size(variant, aux_logits=False)
     input_shape = common.resolve_input_shape(
@@ -335,15 +340,16 @@ def GoogLeNet(
             aux_name = AUX_AFTER[spec.name]
             aux_outputs[aux_name] = aux_head(x, aux_name, **head)
 
-    x = common.classifier_head(
+    return common.finish_model(
+        inputs,
         x,
+        aux_outputs if aux_logits else None,
+        name=name,
+        weights=weights,
         include_top=include_top,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         dropout=dropout,
+        aux_loss_weight=aux_loss_weight,
     )
-    if not aux_logits:
-        return common.build_model(inputs, x, name, weights)
-    model = AuxClassifierModel(inputs, {"predictions": x, **aux_outputs}, name=name, aux_loss_weight=aux_loss_weight)
-    return common.load_weights(model, weights)

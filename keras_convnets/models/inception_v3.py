@@ -21,7 +21,7 @@ each unit takes its weights from:
 | `pool1_pool` | `maxpool1` |
 | `conv3b_1x1`, `conv4a_3x3` | `Conv2d_3b_1x1`, `Conv2d_4a_3x3` |
 | `pool2_pool` | `maxpool2` |
-| `mixed5b_{b}`, every branch conv `b` (`1x1`, `5x5_1`, `3x3dbl_2`, `7x7_3`, `7x7x3_4`, `3x3_2a`...) | `Mixed_5b.branch{b}` |
+| `mixed5b_{b}`, every branch conv `b` (`1x1`, `5x5_1`, `3x3dbl_2`, `7x7_3`, ...) | `Mixed_5b.branch{b}` |
 | `mixed5b_pool_pad`, `mixed5b_pool`, `mixed5b_pool_proj` | `Mixed_5b.branch_pool` (its conv) |
 | `mixed7b_3x3_concat`, `mixed7b_3x3dbl_concat`, `mixed5b_concat` | (torch.cat) |
 | `aux1_pool`, `aux1_conv0`, `aux1_conv1`, `aux1_avg_pool` | `AuxLogits.conv0`, `AuxLogits.conv1` |
@@ -41,7 +41,7 @@ import keras
 from keras import layers
 
 from keras_convnets.models import common
-from keras_convnets.models.aux import AuxClassifierModel, check_aux_loss_weight
+from keras_convnets.models.aux import check_aux_loss_weight
 from keras_convnets.models.registry import register_model
 
 __all__ = [
@@ -272,15 +272,16 @@ def InceptionV3(
         if aux_logits and module == AUX_AFTER:
             aux = aux_head(x, classes=classes, classifier_activation=classifier_activation)
 
-    x = common.classifier_head(
+    return common.finish_model(
+        inputs,
         x,
+        {"aux1": aux} if aux_logits else None,
+        name=name,
+        weights=weights,
         include_top=include_top,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
         dropout=dropout,
+        aux_loss_weight=aux_loss_weight,
     )
-    if not aux_logits:
-        return common.build_model(inputs, x, name, weights)
-    model = AuxClassifierModel(inputs, {"predictions": x, "aux1": aux}, name=name, aux_loss_weight=aux_loss_weight)
-    return common.load_weights(model, weights)

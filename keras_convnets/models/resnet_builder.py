@@ -24,6 +24,7 @@ from keras_convnets.models.resnet_specs import (
     resolve_bottleneck_width,
     stage_output_widths,
 )
+from keras_convnets.utils.validation import check_number
 from keras_convnets.weights import keras_applications
 
 __all__ = ["CifarResNet", "ResNet", "build_resnet", "residual_block", "shortcut"]
@@ -107,10 +108,10 @@ def build_resnet(
     common.check_choice("shortcut", shortcut, SHORTCUT_OPTIONS)
     common.check_choice("stride_in", stride_in, STRIDE_OPTIONS)
     widths = resolve_bottleneck_width(spec, bottleneck_width)
-    if not 0 <= bn_momentum < 1:
-        raise ValueError(f"`bn_momentum` must be in [0, 1). Received: bn_momentum={bn_momentum!r}")
-    if not bn_epsilon > 0:
-        raise ValueError(f"`bn_epsilon` must be positive. Received: bn_epsilon={bn_epsilon!r}")
+    check_number(
+        "bn_momentum", bn_momentum, minimum=0, maximum=1, exclusive_maximum=True, requirement="must be in [0, 1)"
+    )
+    check_number("bn_epsilon", bn_epsilon, minimum=0, exclusive_minimum=True, requirement="must be positive")
     regularizer = keras.regularizers.get(kernel_regularizer)
     downsamplings = len(spec.repeats) - 1 + (2 if spec.stem == "imagenet" else 0)
     input_shape = common.resolve_input_shape(
@@ -162,6 +163,15 @@ def build_resnet(
     return model
 
 
+def _build_named(spec: ResNetSpec, depth: int, head: tuple, options: dict[str, Any]) -> keras.Model:
+    """`build_resnet(spec, ...)` for `ResNet` and `CifarResNet`: `head` is their positional arguments (include_top
+    ... classifier_activation, then name); the default name is `resnet{depth}`, or `plainnet{depth}` with
+    `residual=False`."""
+    *positional, name = head
+    prefix = "resnet" if options.get("residual", True) else "plainnet"
+    return build_resnet(spec, *positional, name=name or f"{prefix}{depth}", **options)
+
+
 def ResNet(
     depth: int,
     include_top: bool = True,
@@ -181,20 +191,8 @@ def ResNet(
     `bottleneck_width` (per-stage reduction widths or one ratio of the stage's output width),
     `zero_init_residual`, `bn_momentum`, `bn_epsilon`, `kernel_regularizer`.
     """
-    spec = imagenet_spec(depth)
-    prefix = "resnet" if options.get("residual", True) else "plainnet"
-    return build_resnet(
-        spec,
-        include_top,
-        weights,
-        input_tensor,
-        input_shape,
-        pooling,
-        classes,
-        classifier_activation,
-        name=name or f"{prefix}{depth}",
-        **options,
-    )
+    head = (include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name)
+    return _build_named(imagenet_spec(depth), depth, head, options)
 
 
 def CifarResNet(
@@ -215,18 +213,5 @@ def CifarResNet(
 
     Same options as `ResNet` (`residual=False` builds the plain twin).
     """
-    spec = cifar_spec(depth)
-    prefix = "resnet" if options.get("residual", True) else "plainnet"
-    return build_resnet(
-        spec,
-        include_top,
-        weights,
-        input_tensor,
-        input_shape,
-        pooling,
-        classes,
-        classifier_activation,
-        name=name or f"{prefix}{depth}",
-        shortcut=shortcut,
-        **options,
-    )
+    head = (include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name)
+    return _build_named(cifar_spec(depth), depth, head, {"shortcut": shortcut, **options})
