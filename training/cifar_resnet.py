@@ -93,7 +93,8 @@ def main():
     model.save(os.path.join(output_dir, "model.keras"))
     steps_done = int(model.optimizer.iterations)  # a resumed run restores it with the weights
     print(
-        f"{model.name} on {dataset.name}: {epochs} epochs ({steps_done} steps), test loss {loss:.4f}, test accuracy {accuracy:.4f}"
+        f"{model.name} on {dataset.name}: {epochs} epochs ({steps_done} steps), "
+        f"test loss {loss:.4f}, test accuracy {accuracy:.4f}"
     )
 
 

@@ -7,7 +7,7 @@ before any training (keras-tuner marks it FAILED). Trials are judged on a valida
 training set; the test split is evaluated once, for the best model.
 
     python training/tune_bottlenecks.py --data fashion_mnist --max-macs 60e6 --trials 20 --epochs 5
-    python training/tune_bottlenecks.py --smoke      # seconds: 4 trials of narrow widths on the digits, some over budget
+    python training/tune_bottlenecks.py --smoke  # seconds: 4 trials of narrow widths on the digits, some over budget
 """
 
 import argparse

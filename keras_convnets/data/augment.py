@@ -20,7 +20,8 @@ AUGMENTATIONS = ("crop_flip", "scale", "inception", "none")
 def _check_augmentation(augmentation: str) -> None:
     if augmentation not in AUGMENTATIONS:
         raise ValueError(
-            f"`augmentation` must be one of {', '.join(map(repr, AUGMENTATIONS))}. Received: augmentation={augmentation!r}"
+            f"`augmentation` must be one of {', '.join(map(repr, AUGMENTATIONS))}. "
+            f"Received: augmentation={augmentation!r}"
         )
 
 

@@ -252,11 +252,13 @@ def _write_report(
     report.table(["design", "input", "params", "MACs / image", "ms / image (median)"], rows)
     report.bullets(
         [
-            f"A basic block at the full {4 * width} width costs {res['macs_ratio_full_width_over_bottleneck']:.2f}x the "
-            f"MACs and {res['params_ratio_full_width_over_bottleneck']:.2f}x the parameters of the bottleneck, and took "
+            f"A basic block at the full {4 * width} width costs "
+            f"{res['macs_ratio_full_width_over_bottleneck']:.2f}x the MACs and "
+            f"{res['params_ratio_full_width_over_bottleneck']:.2f}x the parameters of the bottleneck, and took "
             f"{res['time_ratio_full_width_over_bottleneck']:.2f}x its time here.",
-            f"The bottleneck on {4 * width} channels against the basic block on {width} channels (the paper's Figure 5, "
-            f"'similar time complexity'): {res['macs_ratio_bottleneck_over_reduced_basic']:.2f}x the MACs, "
+            f"The bottleneck on {4 * width} channels against the basic block on {width} channels "
+            f"(the paper's Figure 5, 'similar time complexity'): "
+            f"{res['macs_ratio_bottleneck_over_reduced_basic']:.2f}x the MACs, "
             f"{res['time_ratio_bottleneck_over_reduced_basic']:.2f}x the measured time.",
         ]
     )
