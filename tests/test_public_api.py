@@ -450,3 +450,20 @@ def test_subpackage_all_is_pinned(package):
     assert sorted(loaded.__all__) == SUBPACKAGE_API[package]
     for name in loaded.__all__:
         assert getattr(loaded, name) is not None, f"keras_convnets.{package}.{name}"
+
+
+def test_validators_raise_type_error_for_a_type_and_value_error_for_a_range():
+    from keras_convnets.utils.validation import check_fraction, check_int, check_number
+
+    with pytest.raises(TypeError, match=r"^`rate` must be a number in \[0, 1\). Received: rate='0.5'$"):
+        check_fraction("rate", "0.5")
+    with pytest.raises(ValueError, match=r"^`rate` must be a number in \[0, 1\). Received: rate=1$"):
+        check_fraction("rate", 1)
+    with pytest.raises(TypeError, match=r"^`n` must be a positive integer. Received: n=True$"):
+        check_int("n", True, minimum=1, requirement="must be a positive integer")
+    with pytest.raises(ValueError, match=r"^`n` widths must be positive. Received: n=\[4, 0\]$"):
+        check_int("n", 0, minimum=1, requirement="widths must be positive", received="n=[4, 0]")
+    with pytest.raises(ValueError, match=r"^`x` must be greater than 0. Received: x=0$"):
+        check_number("x", 0, minimum=0, exclusive_minimum=True)
+    check_fraction("rate", 0.0)
+    check_int("n", 3, minimum=1)
