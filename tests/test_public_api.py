@@ -434,7 +434,6 @@ def test_every_public_module_declares_all(module):
     assert not missing, f"{module}.__all__ names what it lacks: {missing}"
 
 
-@pytest.mark.xfail(reason="keras_convnets.cli.* get their __all__ from another change in progress", strict=False)
 def test_cli_modules_declare_all():
     import pkgutil
 

@@ -12,6 +12,8 @@ import argparse
 import os
 import shlex
 
+__all__ = ["configure", "run"]
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.experiments import EXPERIMENTS

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 
+__all__ = ["configure", "run"]
+
 QUANTIZE_CHOICES = ("float32", "float16", "dynamic", "int8")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["configure", "run"]
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="saved_models/<name>, a SavedModel directory or a .tflite file")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["configure", "parse_options", "run"]
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a registered model name (see `convnets models`)")

@@ -347,7 +347,8 @@ def compute_preprocessing(
         return Preprocessing.inception()
     if mode not in ("mean_image", "mean_rgb"):
         raise ValueError(
-            f"`preprocessing` must be one of 'mean_image', 'mean_rgb', 'inception', 'none'. Received: preprocessing={mode!r}"
+            "`preprocessing` must be one of 'mean_image', 'mean_rgb', 'inception', 'none'. "
+            f"Received: preprocessing={mode!r}"
         )
     ds, num = data.train, data.num_train
     files, arrays = train_files_of(data), train_arrays_of(data)

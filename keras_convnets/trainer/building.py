@@ -1,6 +1,6 @@
 """The model phase of `train`: build the network inside the strategy's scope under the run's precision policy,
-compile it with the recipe's optimizer, schedule and loss, and (`resume`) restore the checkpoint to resume from. Also the
-float32 copy a mixed-precision run ends with, and the Keras 3 multi-worker workaround."""
+compile it with the recipe's optimizer, schedule and loss, and (`resume`) restore the checkpoint to resume from.
+Also the float32 copy a mixed-precision run ends with, and the Keras 3 multi-worker workaround."""
 
 from __future__ import annotations
 
