@@ -267,6 +267,9 @@ def train_pipeline(
         payload = tf.data.Dataset.from_tensors(tf.constant(0))
 
         def epoch_dataset(epoch, _):
+            # The order is a function of (seed, epoch) alone, whatever the global seed: with a global seed of 0,
+            # tf.data's seed logic would also compare the tensor seed in Python and fail to trace.
+            tf.compat.v1.get_default_graph().seed = None
             shuffle_seed = tf.constant(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64) + 1
             return examples(epoch, base.shuffle(buffer, seed=shuffle_seed).repeat())
 
