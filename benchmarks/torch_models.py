@@ -10,7 +10,7 @@ They mirror the Keras builders layer for layer, so that both frameworks do the s
   conv, epsilon 1e-3, a real 5x5 conv, ceil-mode 3x3/2 max pools, both auxiliary heads of 5x5/3 average
   pooling, 1x1 conv 128, FC 1024, FC). In training mode it returns `(main, aux1, aux2)` logits.
 
-torchvision is not used: it does not import beside torch 2.13 here (see /work/shared/FACTS.md).
+torchvision is not used: it does not import beside torch 2.13 here (see the shared FACTS.md notes).
 """
 
 from __future__ import annotations
