@@ -470,8 +470,8 @@ def test_cli_predict_bad_images_and_paths(bundle, tmp_path, capsys):
     write_png(tmp_path / "gray.png", np.full((40, 40, 1), 128))
     assert main(["predict", str(bundle), str(tmp_path / "broken.png")]) == 2
     assert "could not be decoded" in capsys.readouterr().err
-    assert main(["predict", str(bundle), str(tmp_path / "gray.png")]) == 2
-    assert "must have 3 channels" in capsys.readouterr().err
+    assert main(["predict", str(bundle), str(tmp_path / "gray.png")]) == 0  # repeated to RGB, as training does
+    assert capsys.readouterr().out.splitlines()[0] == str(tmp_path / "gray.png")
     assert main(["predict", str(tmp_path), str(tmp_path / "gray.png")]) == 2
     assert "must be an export directory" in capsys.readouterr().err
 

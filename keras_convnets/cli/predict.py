@@ -1,9 +1,12 @@
 """Top-k classes of images from an exported model: an export directory (saved_models/<name>), a SavedModel
-directory or a .tflite file. Images are decoded and resized to the model's input size."""
+directory or a .tflite file. Images are decoded as training decodes them (grayscale, RGBA, palette and 16-bit files
+become RGB) and go through the evaluation transform the model card records (the central crop of the `scale` and
+`inception` recipes); without one, each image is resized whole, with a note on stderr."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["configure", "run"]
 
@@ -20,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"`--top-k` must be at least 1. Received: {args.top_k}")
     predictor = export.Predictor(args.model)
+    for note in predictor.notes:
+        print(f"note: {note}", file=sys.stderr)
     results = predictor.predict_files(args.images, k=args.top_k)
     for path, top in zip(args.images, results):
         print(path)

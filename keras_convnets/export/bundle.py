@@ -10,6 +10,7 @@ import os
 from typing import Any, Sequence
 
 from keras_convnets.data.preprocessing import Preprocessing
+from keras_convnets.data.serving import evaluation_card
 from keras_convnets.export.constants import FORMATS, INPUT_NAME, SIGNATURE, UINT8_SIGNATURE
 from keras_convnets.export.graph import InferenceGraph
 from keras_convnets.export.parity import (
@@ -22,7 +23,7 @@ from keras_convnets.export.parity import (
     require_parity,
     split_calibration,
 )
-from keras_convnets.export.run_images import run_parity_images
+from keras_convnets.export.run_images import run_augmentation, run_parity_images
 from keras_convnets.export.saved_model import check_saved_model, write_saved_model
 from keras_convnets.export.staging import check_destination, staged
 from keras_convnets.export.tflite import check_tflite_options, convert_checked, tflite_filename
@@ -171,6 +172,10 @@ def export_bundle(
     """Export a run (a `Run`, a run directory or a `.keras` file) to the directory `output`: `saved_model/`,
     `model.keras`, one `model_<quantization>.tflite` per quantization, `labels.txt` and `model_card.json`.
 
+    The card's `evaluation` records the evaluation transform of the run's recipe (`data.serving.evaluation_card`:
+    e.g. the central crop of "scale"), which `Predictor` applies to image files; a run without a recipe records
+    the whole image resized (augmentation None).
+
     Every artifact is checked against the Keras model (see `CRITERIA`) on `parity_data`, else on 100 images
     of the run's test split as evaluation saw them (`run_parity_images`; never the calibration images), else
     on the representative images, else on uniform noise; the card's `parity_images` says which and why. The
@@ -199,6 +204,7 @@ def export_bundle(
     graph = InferenceGraph(run.model, preprocessing=run.preprocessing)
     if run.labels is not None and len(run.labels) != graph.classes:
         raise ValueError(f"labels.txt has {len(run.labels)} names but the model has {graph.classes} classes.")
+    evaluation = evaluation_card(run_augmentation(run.info), graph.input_shape[:2])
     parity_data, parity_images = _parity_images(run, graph.input_shape, representative_data, parity_data)
     splits = {q: split_calibration(q, graph.input_shape, representative_data, parity_data) for q in quantizations}
     float_images = split_calibration(None, graph.input_shape, representative_data, parity_data)[1]
@@ -236,6 +242,7 @@ def export_bundle(
             "source": run.name,
             "input_size": list(graph.input_shape),
             "classes": graph.classes,
+            "evaluation": evaluation,
             "preprocessing": _preprocessing_card(graph.preprocessing),
             "parameters": {"trainable": report.trainable_params, "total": report.total_params},
             "macs": report.macs,

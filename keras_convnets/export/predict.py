@@ -3,6 +3,7 @@ image readers of `convnets predict` and `convnets export` (files, directory tree
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Sequence
 
@@ -11,37 +12,44 @@ import numpy as np
 from keras_convnets.export.bundle import read_labels
 from keras_convnets.export.parity import as_images
 from keras_convnets.export.saved_model import SavedModel
+from keras_convnets.export.staging import BUNDLE_MARKER
 from keras_convnets.export.tflite import TFLiteModel, tflite_filename
 from keras_convnets.utils.validation import check_int
 
 __all__ = ["IMAGE_EXTENSIONS", "Predictor", "dataset_images", "directory_images", "load_image"]
 
 
-def load_image(path: str | os.PathLike, size: Sequence[int]) -> np.ndarray:
-    """Decode an image file (JPEG, PNG, GIF, BMP) to raw float pixels resized to `size` (H, W, C)."""
-    import tensorflow as tf
+def load_image(path: str | os.PathLike, size: Sequence[int], *, augmentation: str | None = None) -> np.ndarray:
+    """An image file (JPEG, PNG, GIF, BMP) as the float32 raw pixels (H, W, 3) a model of input `size` (H, W, C)
+    is fed: decoded as training decodes image folders (grayscale repeated, alpha dropped, palette expanded, 16-bit
+    to 8), then the evaluation transform of `augmentation` (`keras_convnets.data.serving`; None or "none": the whole
+    image resized)."""
+    from keras_convnets.data.serving import evaluation_transform, read_image
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such image: {path!r}")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        image = tf.io.decode_image(data, expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, ValueError) as error:
-        raise ValueError(
-            f"`image` could not be decoded (JPEG, PNG, GIF or BMP expected). Received: image={path!r}"
-        ) from error
     height, width, channels = size
-    if image.shape[-1] != channels:
+    if channels != 3:
         raise ValueError(
-            f"`image` must have {channels} channels for this model. Received: image={path!r} with "
-            f"{image.shape[-1]} channels"
+            f"`size` must have 3 channels: image files are decoded to RGB, as training decodes them. "
+            f"Received: size={tuple(size)}"
         )
-    image = tf.cast(image, tf.float32)
-    if tuple(image.shape[:2]) != (height, width):
-        image = tf.clip_by_value(tf.round(tf.image.resize(image, (height, width), antialias=True)), 0, 255)
-    return image.numpy()
+    image = evaluation_transform(read_image(path), augmentation=augmentation, size=(height, width))
+    return image.numpy().astype("float32")
+
+
+def _find_card(here: str) -> tuple[dict | None, str | None]:
+    """The model card of the export holding `here` (the directory of the SavedModel or the `.tflite` file, or its
+    parent), and its path."""
+    for directory in (here, os.path.dirname(here)):
+        path = os.path.join(directory, BUNDLE_MARKER)
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as f:
+                    card = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict):
+                return card, path
+    return None, None
 
 
 class Predictor:
@@ -74,6 +82,21 @@ class Predictor:
         self.labels = read_labels(os.path.join(here, "labels.txt")) or read_labels(
             os.path.join(os.path.dirname(here), "labels.txt")
         )
+        self.card, card_path = _find_card(here)
+        evaluation = self.card.get("evaluation") if self.card else None
+        self.evaluation = evaluation if isinstance(evaluation, dict) else None
+        self.notes: list[str] = []
+        if self.evaluation is None:
+            why = f"{card_path} records no evaluation transform" if card_path else "no model_card.json beside the model"
+            self.notes.append(
+                f"{why}: each image is resized whole to {self.input_shape[0]}x{self.input_shape[1]}, which is what "
+                "evaluation fed the model only for the 'crop_flip' and 'none' recipes (export it again to record it)"
+            )
+
+    @property
+    def augmentation(self) -> str | None:
+        """The augmentation whose evaluation transform prepares the images (the card's), None for the whole image."""
+        return self.evaluation.get("augmentation") if self.evaluation else None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities for raw-pixel images at the model's size."""
@@ -88,19 +111,28 @@ class Predictor:
             rows.append([(name, float(row[i])) for name, i in zip(names, order)])
         return rows
 
+    def load_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """The image files as the model is fed them: `load_image` with the export's evaluation transform."""
+        return np.stack([load_image(p, self.input_shape, augmentation=self.augmentation) for p in paths])
+
     def predict_files(self, paths: Sequence[str | os.PathLike], k: int = 5) -> list[list[tuple[str, float]]]:
-        images = np.stack([load_image(p, self.input_shape) for p in paths])
-        return self.top_k(self(images), k)
+        return self.top_k(self(self.load_files(paths)), k)
 
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 
 def directory_images(
-    directory: str | os.PathLike, shape: Sequence[int], *, count: int = 200, seed: int = 0
+    directory: str | os.PathLike,
+    shape: Sequence[int],
+    *,
+    count: int = 200,
+    seed: int = 0,
+    augmentation: str | None = None,
 ) -> np.ndarray:
     """Up to `count` images of a directory tree (JPEG, PNG, GIF, BMP; shuffled with `seed` so that class
-    folders mix), decoded and resized to `shape`: representative data for int8 quantization."""
+    folders mix), read with `load_image` (the evaluation transform of `augmentation`) at `shape`: representative
+    data for int8 quantization."""
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise ValueError(f"`representative_dir` must be a directory of images. Received: {directory!r}")
@@ -115,14 +147,23 @@ def directory_images(
             f"`representative_dir` holds no images ({', '.join(IMAGE_EXTENSIONS)}). Received: {directory!r}"
         )
     order = np.random.default_rng(seed).permutation(len(files))[:count]
-    return np.stack([load_image(files[i], shape) for i in order])
+    return np.stack([load_image(files[i], shape, augmentation=augmentation) for i in order])
 
 
-def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_dir: str | None = None) -> np.ndarray:
+def dataset_images(
+    name: str,
+    shape: Sequence[int],
+    *,
+    count: int = 200,
+    data_dir: str | None = None,
+    augmentation: str | None = None,
+) -> np.ndarray:
     """Up to `count` images of the held-out split of a TensorFlow Datasets dataset that is already on disk
-    (nothing is downloaded), resized to `shape`."""
-    import tensorflow as tf
+    (nothing is downloaded), through the evaluation transform of `augmentation` at `shape` (grayscale repeated to
+    3 channels, as training loads it)."""
     import tensorflow_datasets as tfds
+
+    from keras_convnets.data.serving import evaluation_transform
 
     height, width, _ = shape  # outside the loop: the mapped function below binds no loop variable
     errors = []
@@ -135,7 +176,7 @@ def dataset_images(name: str, shape: Sequence[int], *, count: int = 200, data_di
             )
             continue
         data = data.take(count).map(
-            lambda image, label: tf.round(tf.image.resize(tf.cast(image, tf.float32), (height, width)))
+            lambda image, label: evaluation_transform(image, augmentation=augmentation, size=(height, width))
         )
         return as_images(data.batch(64), shape, argument="dataset", limit=count)
     raise ValueError(
