@@ -40,14 +40,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--representative-dir",
         default=None,
-        help="images to calibrate int8 (a quarter held out to check agreement); default: the "
-        "run's dataset if it is on disk",
+        help="images to calibrate int8 (a quarter held out to check agreement), read through the run's "
+        "evaluation transform; default: a sample of the run's training split, if its dataset is on disk",
     )
     parser.add_argument("--representative-count", type=int, default=200, help="images to read (default: 200)")
 
 
 def run(args: argparse.Namespace) -> int:
     from keras_convnets import export
+    from keras_convnets.export.run_images import run_augmentation, run_calibration_images
 
     formats = _csv(args.format)
     for value in formats:
@@ -64,18 +65,19 @@ def run(args: argparse.Namespace) -> int:
     export.check_destination(os.path.abspath(output), args.overwrite)
     shape = export.check_input_size(run_info.model)
     representative = None
+    augmentation = run_augmentation(run_info.info)  # calibrate on images as evaluation saw them
     if args.representative_dir:
-        representative = export.directory_images(args.representative_dir, shape, count=args.representative_count)
-    elif "int8" in quantize and "tflite" in formats:
-        dataset = run_info.info.get("dataset") or run_info.metrics.get("dataset")
-        if not dataset:
-            raise ValueError(
-                "`--quantize int8` needs representative images: pass `--representative-dir DIR` (the run "
-                "directory records no dataset)."
-            )
-        representative = export.dataset_images(
-            dataset, shape, count=args.representative_count, data_dir=run_info.info.get("data_dir")
+        representative = export.directory_images(
+            args.representative_dir, shape, count=args.representative_count, augmentation=augmentation
         )
+    elif "int8" in quantize and "tflite" in formats:
+        representative, found = run_calibration_images(
+            run_info.info, run_info.metrics, shape, count=args.representative_count
+        )
+        if representative is None:
+            raise ValueError(
+                f"`--quantize int8` needs representative images: pass `--representative-dir DIR` ({found['reason']})."
+            )
     card = export.export_bundle(
         run_info,
         output,

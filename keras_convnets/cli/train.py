@@ -87,7 +87,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="deterministic ops (bit-exact resumes, slower)")
-    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data directory")
+    parser.add_argument(
+        "--data-dir", default=None, help="tensorflow-datasets data directory (run.json records it: --resume reads it)"
+    )
     parser.add_argument("--sync-bn", action="store_true", help="synchronize batch-norm statistics across replicas")
     parser.add_argument(
         "--steps-per-epoch", type=_positive_int, default=None, help="default: full batches of the training set"
@@ -123,6 +125,7 @@ def resume_settings(args: argparse.Namespace) -> dict:
     return {
         "model": config.get("model"),
         "dataset": config.get("dataset_source") or config.get("dataset"),
+        "data_dir": config.get("data_dir"),
         "epochs": config.get("epochs"),
         "batch_size": config.get("batch_size"),
         "recipe": recipe if recipe in RECIPES else None,
@@ -202,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         export_dir=args.export_dir or os.path.join("saved_models", name),
         seed=setting("seed", 0),
         deterministic=args.deterministic,
-        data_dir=args.data_dir,
+        data_dir=setting("data_dir"),
         sync_bn=args.sync_bn,
         steps_per_epoch=setting("steps_per_epoch"),
         image_size=setting("image_size"),

@@ -80,6 +80,8 @@ class TrainConfig:
             "architecture": self.architecture(),
             "dataset": self.data.name,
             "dataset_source": self.dataset_source,
+            # where tensorflow-datasets reads it: `--resume` and `convnets export` look there again
+            "data_dir": None if self.data_dir is None else os.path.abspath(self.data_dir),
             "num_classes": self.data.num_classes,
             "image_size": self.image_size,
             "recipe": self.recipe.to_dict(),
