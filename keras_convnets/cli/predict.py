@@ -15,6 +15,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="saved_models/<name>, a SavedModel directory or a .tflite file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF or BMP files")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print per image (default: 5)")
+    parser.add_argument(
+        "--cam",
+        metavar="OUT.png",
+        help="also write the Grad-CAM heat map of the predicted class over each image, from the export's model.keras: "
+        "OUT.png for one image, OUT_<image name>.png for several",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,4 +37,8 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(name) for name, _ in top)
         for rank, (name, probability) in enumerate(top, 1):
             print(f"  {rank}. {name:<{width}}  {probability:.4f}")
+    if args.cam is not None:
+        from keras_convnets import explain
+
+        explain.write_cams(predictor, args.images, args.cam, say=print)
     return 0
