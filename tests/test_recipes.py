@@ -369,7 +369,7 @@ def test_googlenet_follows_bvlc_quick_solver():
     "changes, match",
     [
         ({"optimizer": "adam"}, "`optimizer` must be one of 'sgd', 'rmsprop'. Received: optimizer='adam'"),
-        ({"schedule": "cosine"}, "`schedule` must be one of .*'poly'. Received: schedule='cosine'"),
+        ({"schedule": "linear"}, "`schedule` must be one of .*'cosine'. Received: schedule='linear'"),
         ({"augmentation": "mixup"}, "`augmentation` must be one of .*Received: augmentation='mixup'"),
         ({"preprocessing": "zca"}, "`preprocessing` must be one of .*Received: preprocessing='zca'"),
         ({"weight_decay": -1e-4}, r"`weight_decay` must be at least 0. Received: weight_decay=-0.0001"),

@@ -102,10 +102,37 @@ def test_schedules_serialize():
         schedules.StepDecay(0.1, [10, 20], warmup_steps=3, warmup_learning_rate=0.01),
         schedules.ExponentialStaircase(0.045, 200, 0.94),
         schedules.PolynomialDecay(0.01, 200, power=0.5),
+        schedules.WarmupCosineDecay(0.1, 200, warmup_steps=10, warmup_learning_rate=0.01),
     ):
         clone = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
         assert type(clone) is type(schedule) and clone.get_config() == schedule.get_config()
         assert [lr(clone, s) for s in (0, 3, 10, 20, 200)] == [lr(schedule, s) for s in (0, 3, 10, 20, 200)]
+
+
+def test_cifar_fast_is_linear_warmup_then_cosine_to_zero():
+    recipe = recipes.RECIPES["cifar_fast"]
+    assert (recipe.weight_decay, recipe.label_smoothing, recipe.weight_decay_mode) == (5e-4, 0.1, "coupled")
+    # 30 epochs of Fashion-MNIST at batch 128: 469 iterations an epoch, 936 of them warming up (2 epochs)
+    schedule = recipes.learning_rate_schedule(recipe, batch_size=128, steps_per_epoch=469, epochs=30)
+    total, warmup = 30 * 469, 936
+    steps = np.array([0, 1, 468, 935, 936, 937, 5000, 10000, total - 1, total, total + 100])
+    expected = np.where(
+        steps < warmup,
+        0.01 + (0.1 - 0.01) * steps / warmup,
+        0.05 * (1 + np.cos(np.pi * np.clip((steps - warmup) / (total - warmup), 0, 1))),
+    )
+    np.testing.assert_allclose([lr(schedule, int(s)) for s in steps], expected, rtol=1e-5, atol=1e-7)
+    assert lr(schedule, total) == 0.0
+    # batch 64: the rate halves and the warm-up doubles in iterations; a 2-epoch run warms up for 1/15 of it
+    half = recipes.learning_rate_schedule(recipe, batch_size=64, steps_per_epoch=938, epochs=30)
+    assert half.warmup_steps == 1872 and np.isclose(lr(half, 1872), 0.05)
+    short = recipes.learning_rate_schedule(recipe, batch_size=128, steps_per_epoch=22, epochs=2)
+    assert short.warmup_steps == 44 // 15 and np.isclose(lr(short, 2), 0.05 * (1 + np.cos(0)))
+
+
+def test_cifar_fast_is_never_a_default():
+    for model in ("resnet20", "resnet56", "plainnet20", "resnet18", "vgg16"):
+        assert recipes.default_recipe(model, 32).name != "cifar_fast"
 
 
 def test_default_recipes():
@@ -124,6 +151,8 @@ def test_default_recipes():
         (lambda: schedules.StepDecay(-1.0, [10]), "initial_learning_rate"),
         (lambda: schedules.StepDecay(0.1, [10], warmup_steps=5), "warmup_learning_rate"),
         (lambda: schedules.ExponentialStaircase(0.1, 0, 0.9), "decay_steps"),
+        (lambda: schedules.WarmupCosineDecay(0.1, 100, warmup_steps=100), "Received: warmup_steps=100"),
+        (lambda: schedules.WarmupCosineDecay(0.1, 0), "decay_steps"),
         (lambda: recipes.get_recipe("adam"), "Received: recipe='adam'"),
         (lambda: recipes.with_overrides(recipes.RECIPES["cifar"], lr=0.2), "Unknown recipe fields"),
         (lambda: SparseCategoricalCrossentropy(label_smoothing=1.5), "label_smoothing"),

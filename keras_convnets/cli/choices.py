@@ -6,7 +6,14 @@ from __future__ import annotations
 
 __all__ = ["EXPORT_FORMATS", "GRANULARITIES", "MIXED_PRECISION", "RECIPES", "STRATEGIES", "TUNERS"]
 
-RECIPES = ("cifar", "imagenet", "googlenet", "inception_v3", "vgg")  # keras_convnets.trainer.recipes.list_recipes()
+RECIPES = (
+    "cifar",
+    "imagenet",
+    "googlenet",
+    "inception_v3",
+    "vgg",
+    "cifar_fast",
+)  # keras_convnets.trainer.recipes.list_recipes()
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")  # keras_convnets.trainer.distribute
 MIXED_PRECISION = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # keras_convnets.trainer.precision
 TUNERS = ("random", "bayesian", "hyperband")  # keras_convnets.tuning

@@ -23,7 +23,7 @@ from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = ["RECIPE_IMAGE_SIZE", "TrainConfig", "default_validation_split", "model_name", "resolve_config"]
 
-RECIPE_IMAGE_SIZE = {"cifar": 32, "imagenet": 224, "vgg": 224, "googlenet": 224, "inception_v3": 299}
+RECIPE_IMAGE_SIZE = {"cifar": 32, "cifar_fast": 32, "imagenet": 224, "vgg": 224, "googlenet": 224, "inception_v3": 299}
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,11 @@ def resolve_config(
     if validation_split:
         data = data_lib.holdout_validation(data, float(validation_split), seed=seed or 0)
     if image_size is None:
-        image_size = data.image_size if recipe.name == "cifar" and data.image_size else RECIPE_IMAGE_SIZE[recipe.name]
+        image_size = (
+            data.image_size
+            if recipe.name in ("cifar", "cifar_fast") and data.image_size
+            else RECIPE_IMAGE_SIZE[recipe.name]
+        )
     if batch_size is None:
         batch_size = data.suggested_batch_size or recipe.batch_size
     distribute.check_global_batch(batch_size, strategy)

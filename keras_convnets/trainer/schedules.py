@@ -9,11 +9,16 @@ The schedules count optimizer iterations (`optimizer.iterations`, 0 for the firs
 - `PolynomialDecay`: Caffe's "poly" policy, `initial_learning_rate * (1 - step / decay_steps) ** power`, 0 from
   `decay_steps` on (BVLC GoogLeNet quick_solver: power 0.5 over the whole run).
 
+- `WarmupCosineDecay`: a linear warm-up from `warmup_learning_rate` to `initial_learning_rate` over
+  `warmup_steps` iterations, then half a cosine down to 0 at `decay_steps` (Goyal et al. 2017 for the warm-up,
+  Loshchilov and Hutter 2017 for the cosine; the `cifar_fast` recipe, not a paper's).
+
 `linear_scaling` scales a recipe's learning rate with the global batch (Goyal et al. 2017).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import keras
@@ -21,7 +26,7 @@ from keras import ops
 
 from keras_convnets.utils.validation import check_int, check_number
 
-__all__ = ["ExponentialStaircase", "PolynomialDecay", "StepDecay", "linear_scaling"]
+__all__ = ["ExponentialStaircase", "PolynomialDecay", "StepDecay", "WarmupCosineDecay", "linear_scaling"]
 
 
 def _check_positive(argument: str, value) -> float:
@@ -134,6 +139,52 @@ class PolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
             "power": self.power,
+            "name": self.name,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_convnets")
+class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """For `step < warmup_steps`: `warmup_learning_rate + (initial_learning_rate - warmup_learning_rate) * step /
+    warmup_steps`; then `initial_learning_rate * (1 + cos(pi * (step - warmup_steps) / (decay_steps -
+    warmup_steps))) / 2`, and 0 from `decay_steps` on."""
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        warmup_steps: int = 0,
+        warmup_learning_rate: float = 0.0,
+        name: str = "WarmupCosineDecay",
+    ):
+        self.initial_learning_rate = _check_positive("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _check_steps("decay_steps", decay_steps, minimum=1)
+        self.warmup_steps = _check_steps("warmup_steps", warmup_steps)
+        if self.warmup_steps >= self.decay_steps:
+            raise ValueError(
+                f"`warmup_steps` must be smaller than `decay_steps` ({self.decay_steps}). "
+                f"Received: warmup_steps={warmup_steps}"
+            )
+        self.warmup_learning_rate = check_number("warmup_learning_rate", warmup_learning_rate, minimum=0)
+        self.name = name
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak = float(self.initial_learning_rate)
+        span = float(self.decay_steps - self.warmup_steps)
+        progress = ops.clip((step - float(self.warmup_steps)) / span, 0.0, 1.0)
+        rate = 0.5 * peak * (1.0 + ops.cos(math.pi * progress))
+        if self.warmup_steps:
+            ramp = self.warmup_learning_rate + (peak - self.warmup_learning_rate) * step / float(self.warmup_steps)
+            rate = ops.where(ops.less(step, float(self.warmup_steps)), ramp, rate)
+        return ops.cast(rate, "float32")
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "warmup_steps": self.warmup_steps,
+            "warmup_learning_rate": self.warmup_learning_rate,
             "name": self.name,
         }
 
