@@ -10,9 +10,9 @@ logits are its input times its kernel plus its bias, computed in float32; for a 
 layer's input; for a linear head, its output. Any other head (a sigmoid, a custom layer) is used as it is.
 
 The feature map is, by default, the last 4D tensor before the classifier: the input of the global average pooling
-(ResNets and plain nets: `convN_blockM_out`; GoogLeNet: `inception5b_concat`; Inception v3: `mixed10`), or, for VGG,
-the last convolution's output before the final max pooling and flatten (the paper's choice for VGG-16, Section 3:
-the last convolutional layer). Models with auxiliary heads use their main output (`"predictions"`). A model that
+(ResNets and plain nets: `convN_blockM_out`; GoogLeNet: `inception5b_concat`; Inception v3: `mixed7c_concat`), or,
+for VGG, the last convolution's output before the final max pooling and flatten (`block5_conv3` of VGG-16, the
+paper's choice, Section 3: the last convolutional layer). Models with auxiliary heads use their main output (`"predictions"`). A model that
 wraps a classifier (the `model.keras` of an export: raw pixels -> preprocessing -> the network) is explained through
 the classifier it wraps; the wrapper's layers before it run first, without gradients.
 
@@ -202,7 +202,7 @@ def default_layer(model) -> str:
 
 def _images(images, model) -> np.ndarray:
     array = np.asarray(images)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"`images` must be an array of numbers. Received: images of dtype {array.dtype}")
     expected = tuple(model.inputs[0].shape[1:])
     if array.ndim != 4 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):

@@ -1,0 +1,288 @@
+"""Grad-CAM (keras_convnets.explain, `convnets predict --cam`).
+
+The fast tests run on random weights: the map of a global-average-pooling + Dense head equals CAM (Selvaraju et al.
+2017, Section 3.1) computed by hand from the logits' kernel, every family gives maps of the right shape and range at
+its pinned default layer, and the arguments are checked. The slow test trains a CIFAR ResNet-8 on real
+Fashion-MNIST garments placed beside a distractor and measures where the map's mass lies.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import keras_convnets
+from keras_convnets import explain
+from keras_convnets.data.preprocessing import Preprocessing
+
+SIZE = 32
+
+
+def random_images(count: int, shape, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-2, 2, (count, *shape)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def resnet8():
+    """A CIFAR ResNet-8 on random weights (5 classes, 32x32) and six images."""
+    keras.utils.set_random_seed(0)
+    return keras_convnets.CifarResNet(8, input_shape=(SIZE, SIZE, 3), classes=5), random_images(6, (SIZE, SIZE, 3))
+
+
+def feature_model(model, name):
+    return keras.Model(model.inputs[0], model.get_layer(name).output)
+
+
+def upsampled_and_scaled(maps: np.ndarray, size: int) -> np.ndarray:
+    maps = tf.image.resize(maps[..., None], (size, size), method="bilinear").numpy()[..., 0]
+    return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-30)
+
+
+# ------------------------------------------------------------------------------------------- the method
+
+
+def test_a_pooled_dense_head_gives_cam_from_the_logits_kernel(resnet8):
+    """With GAP + Dense, d logit_c / d A_k(i, j) = w_kc / Z: Grad-CAM is ReLU(sum_k w_kc A_k), CAM (Section 3.1)."""
+    model, images = resnet8
+    classes = [0, 1, 2, 3, 4, 0]
+    maps = explain.grad_cam(model, images, class_index=classes)
+    features = feature_model(model, "conv4_block1_out")(images).numpy()
+    kernel = model.get_layer("predictions").kernel.numpy()
+    cam = np.maximum(np.einsum("nhwk,kn->nhw", features, kernel[:, classes]), 0)
+    np.testing.assert_allclose(maps, upsampled_and_scaled(cam, SIZE), atol=1e-5)  # measured 1.5e-6
+    # the softmax's probabilities instead of the logits give another map (differences up to 1.0 measured)
+    with tf.GradientTape() as tape:
+        a, p = keras.Model(model.inputs[0], [model.get_layer("conv4_block1_out").output, model.output])(images)
+        score = tf.reduce_sum(tf.gather(p, tf.constant(classes)[:, None], batch_dims=1))
+    g = tape.gradient(score, a).numpy()
+    from_probabilities = np.maximum((g.mean(axis=(1, 2), keepdims=True) * a.numpy()).sum(-1), 0)
+    assert np.abs(upsampled_and_scaled(from_probabilities, SIZE) - maps).max() > 0.5
+
+
+def test_class_index_none_int_and_per_image(resnet8):
+    model, images = resnet8
+    predicted = model.predict(images, verbose=0).argmax(-1)
+    np.testing.assert_array_equal(explain.grad_cam(model, images), explain.grad_cam(model, images, predicted))
+    one = explain.grad_cam(model, images, class_index=3)
+    np.testing.assert_array_equal(one, explain.grad_cam(model, images, class_index=np.full(6, 3)))
+    np.testing.assert_array_equal(one, explain.grad_cam(model, images, class_index=np.int64(3)))
+    other = explain.grad_cam(model, images, class_index=1)
+    assert np.abs(one - other).max() > 0.1  # another class, another map
+    mixed = explain.grad_cam(model, images, class_index=[3, 1, 3, 1, 3, 1])
+    np.testing.assert_array_equal(mixed[0::2], one[0::2])
+    np.testing.assert_array_equal(mixed[1::2], other[1::2])
+    # in chunks of 4 and 2 images: the same maps
+    np.testing.assert_allclose(explain.grad_cam(model, images, class_index=3, batch_size=4), one, atol=1e-6)
+    assert explain.grad_cam(model, images[:0]).shape == (0, SIZE, SIZE)
+
+
+@pytest.mark.parametrize(
+    "class_index, error, message",
+    [
+        (5, ValueError, r"`class_index` must be None, a class \(an integer in \[0, 5\)\) .* Received: class_index=5"),
+        (-1, ValueError, r"Received: class_index=-1"),
+        ([0, 1, 2], ValueError, r"one class per image \(6 images\). Received: class_index with 3 entries"),
+        ([0, 1, 2, 3, 4, 5], ValueError, r"Received: class_index=\[0, 1, 2, 3, 4, 5\]"),
+        (1.5, TypeError, r"`class_index` must be None, a class .* Received: class_index=1.5"),
+        (True, TypeError, r"Received: class_index=True"),
+        ("cat", TypeError, r"Received: class_index='cat'"),
+        ([[0], [1]], TypeError, r"Received: class_index=\[\[0\], \[1\]\]"),
+    ],
+)
+def test_bad_class_index(resnet8, class_index, error, message):
+    model, images = resnet8
+    with pytest.raises(error, match=message):
+        explain.grad_cam(model, images, class_index=class_index)
+
+
+def test_layer_argument_and_bad_arguments(resnet8):
+    model, images = resnet8
+    assert explain.default_layer(model) == "conv4_block1_out"
+    default = explain.grad_cam(model, images)
+    np.testing.assert_array_equal(explain.grad_cam(model, images, layer="conv4_block1_out"), default)
+    np.testing.assert_array_equal(explain.grad_cam(model, images, layer=model.get_layer("conv4_block1_out")), default)
+    earlier = explain.grad_cam(model, images, layer="conv3_block1_out")  # a 16x16 map, upsampled to 32x32
+    assert earlier.shape == (6, SIZE, SIZE) and np.abs(earlier - default).max() > 0.1
+    with pytest.raises(
+        ValueError, match=r"`layer` must be the name of a layer of model 'resnet8'. Received: layer='x'"
+    ):
+        explain.grad_cam(model, images, layer="x")
+    with pytest.raises(
+        ValueError, match=r"4D feature map .* Received: layer='avg_pool' with output shape \(None, 64\)"
+    ):
+        explain.grad_cam(model, images, layer="avg_pool")
+    stranger = keras.layers.Dense(3, name="stranger")
+    with pytest.raises(ValueError, match=r"`layer` must be a layer of model 'resnet8'. Received: layer='stranger'"):
+        explain.grad_cam(model, images, layer=stranger)
+    with pytest.raises(TypeError, match=r"`layer` must be None, a layer name or a keras layer. Received: layer=3"):
+        explain.grad_cam(model, images, layer=3)
+    with pytest.raises(ValueError, match=r"`images` must be a batch \(N, 32, 32, 3\) .* shape \(32, 32, 3\)"):
+        explain.grad_cam(model, images[0])
+    with pytest.raises(ValueError, match=r"shape \(2, 16, 16, 3\)"):
+        explain.grad_cam(model, images[:2, :16, :16])
+    with pytest.raises(TypeError, match=r"`images` must be an array of numbers"):
+        explain.grad_cam(model, [["a"]])
+    with pytest.raises(ValueError, match=r"`batch_size` must be at least 1. Received: batch_size=0"):
+        explain.grad_cam(model, images, batch_size=0)
+    with pytest.raises(TypeError, match=r"`model` must be a keras.Model. Received: model='resnet8'"):
+        explain.grad_cam("resnet8", images)
+    features = keras_convnets.CifarResNet(8, include_top=False, input_shape=(SIZE, SIZE, 3))
+    with pytest.raises(ValueError, match=r"classifier with output \(batch, classes\).* \(None, 8, 8, 64\)"):
+        explain.grad_cam(features, images)
+
+
+def test_mixed_precision_maps_match_float32(resnet8):
+    model, images = resnet8
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = keras_convnets.CifarResNet(8, input_shape=(SIZE, SIZE, 3), classes=5)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    mixed.set_weights(model.get_weights())
+    assert mixed.get_layer("conv4_block1_out").compute_dtype == "bfloat16"
+    maps, reference = explain.grad_cam(mixed, images), explain.grad_cam(model, images)
+    assert maps.dtype == np.float32 and 0 <= maps.min() and maps.max() == 1
+    # measured: largest difference 0.052, mean 0.0015, correlation per image at least 0.999
+    assert np.abs(maps - reference).max() < 0.15 and np.abs(maps - reference).mean() < 0.005
+    assert min(np.corrcoef(m.ravel(), r.ravel())[0, 1] for m, r in zip(maps, reference)) > 0.99
+
+
+def test_a_wrapped_model_is_explained_through_its_classifier(resnet8, tmp_path):
+    """The `model.keras` of an export: raw pixels -> Normalization -> the network (a nested model), saved and
+    loaded; its maps of raw pixels are the network's maps of the normalised images."""
+    model, images = resnet8
+    preprocessing = Preprocessing.mean_rgb([100.0, 110.0, 120.0], 50.0)
+    inputs = keras.Input((SIZE, SIZE, 3), name="images")
+    wrapper = keras.Model(inputs, model(preprocessing.layer()(inputs)), name="wrapper")
+    wrapper.save(tmp_path / "wrapper.keras")
+    loaded = keras.saving.load_model(tmp_path / "wrapper.keras", compile=False, safe_mode=True)
+    raw = images * 50 + np.array([100.0, 110.0, 120.0], "float32")
+    assert explain.default_layer(loaded) == "conv4_block1_out"
+    np.testing.assert_allclose(
+        explain.grad_cam(loaded, raw), explain.grad_cam(model, images), atol=1e-4
+    )  # measured 4.4e-6
+
+
+# ------------------------------------------------------------------------------------------ every family
+
+# (registered name, builder options, default layer, its grid): small inputs, random weights
+FAMILIES = [
+    pytest.param("resnet20", {"input_shape": (32, 32, 3)}, "conv4_block3_out", 8, id="resnet20"),
+    pytest.param("plainnet20", {"input_shape": (32, 32, 3)}, "conv4_block3_out", 8, id="plainnet20"),
+    pytest.param("resnet18", {"input_shape": (64, 64, 3)}, "conv5_block2_out", 2, id="resnet18"),
+    pytest.param(
+        "plainnet18", {"input_shape": (64, 64, 3)}, "conv5_block2_out", 2, id="plainnet18", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        "resnet50", {"input_shape": (64, 64, 3)}, "conv5_block3_out", 2, id="resnet50", marks=pytest.mark.slow
+    ),
+    pytest.param("vgg11", {"input_shape": (64, 64, 3), "fc_units": 32}, "block5_conv2", 4, id="vgg11"),
+    pytest.param(
+        "vgg11", {"input_shape": (64, 64, 3), "fc_units": 32, "batch_norm": True}, "block5_conv2_relu", 4, id="vgg11_bn"
+    ),
+    pytest.param(
+        "googlenet", {"input_shape": (64, 64, 3), "aux_logits": False}, "inception5b_concat", 2, id="googlenet"
+    ),
+    pytest.param(
+        "googlenet", {"input_shape": (79, 79, 3)}, "inception5b_concat", 2, id="googlenet_aux", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        "inception_v3",
+        {"input_shape": (107, 107, 3), "aux_logits": False},
+        "mixed7c_concat",
+        2,
+        id="inception_v3",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        "inception_v3",
+        {"input_shape": (299, 299, 3)},
+        "mixed7c_concat",
+        8,
+        id="inception_v3_aux",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.parametrize("name, options, layer, grid", FAMILIES)
+def test_every_family(name, options, layer, grid):
+    keras.utils.set_random_seed(0)
+    model = keras_convnets.get_model(name, classes=7, **options)
+    shape = options["input_shape"]
+    images = random_images(2, shape, seed=1)
+    assert explain.default_layer(model) == layer
+    assert tuple(model.get_layer(layer).output.shape[1:3]) == (grid, grid)
+    maps = explain.grad_cam(model, images)
+    assert maps.shape == (2, shape[0], shape[1]) and maps.dtype == np.float32
+    assert np.all(np.isfinite(maps)) and maps.min() >= 0
+    peaks = maps.max(axis=(1, 2))
+    assert np.all((peaks == 1) | (peaks == 0)) and peaks.max() == 1
+    if isinstance(model.output, dict):  # the main head: the same maps as the inference model's
+        np.testing.assert_array_equal(maps, explain.grad_cam(keras_convnets.strip_aux(model), images))
+
+
+# --------------------------------------------------------------------------------------------- overlay
+
+
+def test_overlay_blends_and_writes_a_png(tmp_path):
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 60, 3)).astype("uint8")
+    heatmap = rng.uniform(0, 1, (8, 12)).astype("float32")
+    path = tmp_path / "cam.png"
+    blended = explain.overlay(image, heatmap, path, alpha=0.4, colormap="turbo")
+    assert blended.shape == (40, 60, 3) and blended.dtype == np.uint8
+    with Image.open(path) as written:
+        assert (written.format, written.mode, written.size) == ("PNG", "RGB", (60, 40))
+        np.testing.assert_array_equal(np.asarray(written), blended)
+    assert sorted(os.listdir(tmp_path)) == ["cam.png"]  # no temporary file left
+    # alpha 0: the image; alpha 1: the colormap of the map resized to the image (jet's top, (0.5, 0, 0), at 1.0)
+    np.testing.assert_array_equal(explain.overlay(image, heatmap, alpha=0), image)
+    np.testing.assert_array_equal(explain.overlay(image, np.ones((4, 4)), alpha=1), np.full((40, 60, 3), [128, 0, 0]))
+    gray = explain.overlay(image[..., 0], heatmap, alpha=0)
+    np.testing.assert_array_equal(gray, np.repeat(image[..., :1], 3, -1))
+    rgba = np.concatenate([image, np.zeros((40, 60, 1), "uint8")], -1)
+    np.testing.assert_array_equal(explain.overlay(rgba, heatmap), explain.overlay(image, heatmap))
+
+
+def test_overlay_bad_arguments(tmp_path):
+    image, heatmap = np.zeros((8, 8, 3), "uint8"), np.zeros((8, 8))
+    with pytest.raises(ValueError, match=r"`alpha` must be a number in \[0, 1\]. Received: alpha=1.5"):
+        explain.overlay(image, heatmap, alpha=1.5)
+    with pytest.raises(ValueError, match=r"`colormap` must be the name of a matplotlib colormap .* colormap='nope'"):
+        explain.overlay(image, heatmap, colormap="nope")
+    with pytest.raises(ValueError, match=r"`heatmap` must be one map .* values in \[0, 2\]"):
+        explain.overlay(image, heatmap + 2 * np.eye(8))
+    with pytest.raises(ValueError, match=r"`heatmap` must be one map .* shape \(1, 8, 8\)"):
+        explain.overlay(image, heatmap[None])
+    with pytest.raises(ValueError, match=r"`image` must be raw pixels .* shape \(8, 8, 2\)"):
+        explain.overlay(np.zeros((8, 8, 2)), heatmap)
+    with pytest.raises(ValueError, match=r"`path` must be a `.png` file name. Received: path='.*cam.jpg'"):
+        explain.overlay(image, heatmap, tmp_path / "cam.jpg")
+    with pytest.raises(FileNotFoundError, match=r"The directory of `path` does not exist"):
+        explain.overlay(image, heatmap, tmp_path / "missing" / "cam.png")
+    assert os.listdir(tmp_path) == []
+
+
+def test_cam_paths(tmp_path):
+    out = str(tmp_path / "cam.png")
+    assert explain.cam_paths(out, ["x/a.jpg"]) == [out]
+    stem = str(tmp_path / "cam")
+    assert explain.cam_paths(out, ["x/a.jpg", "b.png"]) == [f"{stem}_a.png", f"{stem}_b.png"]
+    assert explain.cam_paths(out, ["x/a.jpg", "y/a.png", "a"]) == [
+        f"{stem}_a.png",
+        f"{stem}_a_2.png",
+        f"{stem}_a_3.png",
+    ]
+    with pytest.raises(ValueError, match=r"`--cam` must be a `.png` file name. Received: --cam='cam.jpg'"):
+        explain.cam_paths("cam.jpg", ["a.jpg"])
+    with pytest.raises(FileNotFoundError, match=r"The directory of `--cam` does not exist"):
+        explain.cam_paths(str(tmp_path / "no" / "cam.png"), ["a.jpg"])
+    with pytest.raises(ValueError, match=r"`--cam` would overwrite the image"):
+        explain.cam_paths(str(tmp_path / "a.png"), [str(tmp_path / "a.png")])
