@@ -1,6 +1,7 @@
 """The builders: the four families (`resnet` with `resnet_specs` and `resnet_builder`, `vgg`, `googlenet`,
 `inception_v3`), their layers (`layers`), auxiliary-classifier training (`aux`), the registry (`registry`), the
-pieces every builder shares (`common`) and ImageNet preprocessing and class names (`imagenet`).
+pieces every builder shares (`common`), ImageNet preprocessing and class names (`imagenet`) and the stage outputs
+of every family as a dict-output model (`features`).
 
 Importing the package imports the builders, in the order the registry lists them (`list_models()`: GoogLeNet,
 Inception v3, the ResNets and plain nets, VGG). `keras_convnets.weights` imports `models.registry` and
@@ -9,6 +10,7 @@ uses it only when a model is built, so either package may be imported first.
 """
 
 from keras_convnets.models.aux import AuxClassifierModel, strip_aux
+from keras_convnets.models.features import FeatureStage, feature_extractor, feature_info
 from keras_convnets.models.googlenet import GoogLeNet
 from keras_convnets.models.imagenet import decode_predictions, preprocess_input
 from keras_convnets.models.inception_v3 import InceptionV3
@@ -46,6 +48,7 @@ __all__ = [
     "VGG19",
     "AuxClassifierModel",
     "CifarResNet",
+    "FeatureStage",
     "FusedBatchNormalization",
     "GoogLeNet",
     "IdentityShortcut",
@@ -71,6 +74,8 @@ __all__ = [
     "ResNet152",
     "ResNet1202",
     "decode_predictions",
+    "feature_extractor",
+    "feature_info",
     "get_builder",
     "get_model",
     "list_models",
