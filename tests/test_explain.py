@@ -9,6 +9,7 @@ Fashion-MNIST garments placed beside a distractor and measures where the map's m
 from __future__ import annotations
 
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -286,3 +287,83 @@ def test_cam_paths(tmp_path):
         explain.cam_paths(str(tmp_path / "no" / "cam.png"), ["a.jpg"])
     with pytest.raises(ValueError, match=r"`--cam` would overwrite the image"):
         explain.cam_paths(str(tmp_path / "a.png"), [str(tmp_path / "a.png")])
+
+
+def test_export_keras_model_finds_the_bundles_model(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "saved_model").mkdir(parents=True)
+    (bundle / "saved_model" / "saved_model.pb").write_bytes(b"")
+    (bundle / "model_float32.tflite").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"`--cam` needs the Keras model of an export .* none in '.*bundle'"):
+        explain.export_keras_model(bundle)
+    (bundle / "model.keras").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"model.keras beside model_card.json"):  # a run's model.keras: not raw pixels
+        explain.export_keras_model(bundle)
+    (bundle / "model_card.json").write_text("{}")
+    expected = str(bundle / "model.keras")
+    for given in (bundle, bundle / "saved_model", bundle / "model_float32.tflite"):
+        assert explain.export_keras_model(given) == expected
+
+
+# ------------------------------------------------------------------------------------- convnets predict --cam
+
+
+@pytest.fixture(scope="module")
+def cam_bundle(tmp_path_factory):
+    """An export (saved_model/, model.keras, model_card.json) of a random CIFAR ResNet-8 with its preprocessing, a
+    copy without model.keras, and two 40x48 PNG images."""
+    from keras_convnets import export
+
+    root = tmp_path_factory.mktemp("cam")
+    run = root / "run"
+    run.mkdir()
+    keras.utils.set_random_seed(0)
+    keras_convnets.CifarResNet(8, input_shape=(SIZE, SIZE, 3), classes=3).save(run / "model.keras")
+    Preprocessing.mean_rgb([110.0, 110.0, 110.0], 60.0).save(run / "preprocessing.json")
+    (run / "labels.txt").write_text("red\ngreen\nblue\n")
+    bundle = root / "bundle"
+    export.export_bundle(run, bundle, formats=("saved_model", "keras"))
+    without = root / "without_keras"
+    shutil.copytree(bundle, without, ignore=shutil.ignore_patterns("model.keras"))
+    rng = np.random.default_rng(5)
+    images = []
+    for name in ("a", "b"):
+        images.append(root / f"{name}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3)).astype("uint8")).save(images[-1])
+    return bundle, without, images
+
+
+@pytest.mark.slow
+def test_cli_predict_cam_writes_the_overlays(cam_bundle, tmp_path, capsys):
+    from keras_convnets import export
+    from keras_convnets.cli.main import main
+    from keras_convnets.data.serving import read_image
+
+    bundle, without, images = cam_bundle
+    out = tmp_path / "cam.png"
+    assert main(["predict", str(bundle), *map(str, images), "--top-k", "1", "--cam", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    written = [tmp_path / "cam_a.png", tmp_path / "cam_b.png"]
+    assert sorted(os.listdir(tmp_path)) == ["cam_a.png", "cam_b.png"]
+    for line, image, path in zip(lines[-2:], images, written):
+        assert line.startswith(f"Grad-CAM of {image} (class ") and line.endswith(f", layer conv4_block1_out): {path}")
+    # what the API gives for the same files: the export's Keras model on the images as the Predictor reads them,
+    # laid over the decoded images at their own size (the export records a whole-image resize)
+    predictor = export.Predictor(bundle)
+    network = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
+    maps = explain.grad_cam(network, predictor.load_files(images))
+    for image, heatmap, path in zip(images, maps, written):
+        with Image.open(path) as png:
+            assert (png.format, png.size) == ("PNG", (48, 40))
+            np.testing.assert_array_equal(np.asarray(png), explain.overlay(read_image(image).numpy(), heatmap))
+    # one image: the given name
+    assert main(["predict", str(bundle / "saved_model"), str(images[0]), "--cam", str(tmp_path / "one.png")]) == 0
+    with Image.open(tmp_path / "one.png") as png, Image.open(written[0]) as first:
+        np.testing.assert_array_equal(np.asarray(png), np.asarray(first))
+    capsys.readouterr()
+    assert main(["predict", str(without), str(images[0]), "--cam", str(tmp_path / "x.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("convnets predict: error: `--cam` needs the Keras model of an export") and "\n" == error[-1]
+    assert len(error.splitlines()) == 1 and not (tmp_path / "x.png").exists()
+    assert main(["predict", str(bundle), str(images[0]), "--cam", str(tmp_path / "x.jpg")]) == 2
+    assert "`--cam` must be a `.png` file name" in capsys.readouterr().err
