@@ -18,4 +18,4 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")  # keras_
 MIXED_PRECISION = ("auto", "float32", "mixed_bfloat16", "mixed_float16")  # keras_convnets.trainer.precision
 TUNERS = ("random", "bayesian", "hyperband")  # keras_convnets.tuning
 GRANULARITIES = ("stage", "module")  # keras_convnets.tuning
-EXPORT_FORMATS = ("saved_model", "tflite", "keras")  # keras_convnets.export.FORMATS
+EXPORT_FORMATS = ("saved_model", "tflite", "keras", "onnx")  # keras_convnets.export.FORMATS

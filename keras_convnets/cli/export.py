@@ -1,5 +1,5 @@
-"""Export a training run (or a `.keras` file) to SavedModel, TFLite and `.keras`, each checked against the
-Keras model, with labels and a model card, under saved_models/<name>/."""
+"""Export a training run (or a `.keras` file) to SavedModel, TFLite and `.keras` (and ONNX on request), each
+checked against the Keras model, with labels and a model card, under saved_models/<name>/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 __all__ = ["configure", "run"]
 
 QUANTIZE_CHOICES = ("float32", "float16", "dynamic", "int8")
+ONNX_QUANTIZE_CHOICES = ("float32", "int8")
+DEFAULT_FORMAT = "saved_model,tflite,keras"
 
 
 def _csv(text: str) -> list[str]:
@@ -21,8 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        default="saved_model,tflite,keras",
-        help="comma-separated: saved_model, tflite, keras (default: all three)",
+        default=DEFAULT_FORMAT,
+        help=f"comma-separated: saved_model, tflite, keras, onnx, or all (default: {DEFAULT_FORMAT}; onnx needs "
+        'pip install "keras_convnets[onnx]")',
     )
     parser.add_argument(
         "--quantize",
@@ -34,6 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="uint8",
         choices=("uint8", "int8", "float32"),
         help="input/output type of the int8 file (default: uint8)",
+    )
+    parser.add_argument(
+        "--onnx-quantize",
+        default="float32",
+        help="comma-separated ONNX variants, one file each: float32 (model.onnx), int8 (model_int8.onnx, static, "
+        "float32 input and outputs) (default: float32)",
     )
     parser.add_argument("--output", default=None, help="destination directory (default: saved_models/<name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing destination")
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_convnets import export
     from keras_convnets.export.run_images import run_augmentation, run_calibration_images
 
-    formats = _csv(args.format)
+    formats = list(export.FORMATS) if args.format.strip() == "all" else _csv(args.format)
     for value in formats:
         if value not in export.FORMATS:
             raise ValueError(f"`--format` entries must be among {', '.join(export.FORMATS)}. Received: {value!r}")
@@ -58,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
     for value in quantize:
         if value not in QUANTIZE_CHOICES:
             raise ValueError(f"`--quantize` entries must be among {', '.join(QUANTIZE_CHOICES)}. Received: {value!r}")
+    onnx_quantize = _csv(args.onnx_quantize)
+    for value in onnx_quantize:
+        if value not in ONNX_QUANTIZE_CHOICES:
+            raise ValueError(
+                f"`--onnx-quantize` entries must be among {', '.join(ONNX_QUANTIZE_CHOICES)}. Received: {value!r}"
+            )
+    if "onnx" in formats:
+        export.require_onnx()  # before any work: one line naming the install command
     if args.representative_count < 2:
         raise ValueError(f"`--representative-count` must be at least 2. Received: {args.representative_count}")
     run_info = export.load_run(args.source)
@@ -70,19 +87,21 @@ def run(args: argparse.Namespace) -> int:
         representative = export.directory_images(
             args.representative_dir, shape, count=args.representative_count, augmentation=augmentation
         )
-    elif "int8" in quantize and "tflite" in formats:
+    elif ("int8" in quantize and "tflite" in formats) or ("int8" in onnx_quantize and "onnx" in formats):
         representative, found = run_calibration_images(
             run_info.info, run_info.metrics, shape, count=args.representative_count
         )
         if representative is None:
+            option = "--quantize int8" if "int8" in quantize and "tflite" in formats else "--onnx-quantize int8"
             raise ValueError(
-                f"`--quantize int8` needs representative images: pass `--representative-dir DIR` ({found['reason']})."
+                f"`{option}` needs representative images: pass `--representative-dir DIR` ({found['reason']})."
             )
     card = export.export_bundle(
         run_info,
         output,
         formats=formats,
         quantizations=[None if q == "float32" else q for q in quantize],
+        onnx_quantizations=[None if q == "float32" else q for q in onnx_quantize],
         representative_data=representative,
         int8_io=None if args.int8_io == "float32" else args.int8_io,
         overwrite=args.overwrite,

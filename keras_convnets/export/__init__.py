@@ -1,4 +1,4 @@
-"""Export to SavedModel and TFLite, checked against Keras, and prediction from the exported files.
+"""Export to SavedModel, TFLite and ONNX, checked against Keras, and prediction from the exported files.
 
 What an export contains:
 
@@ -21,15 +21,29 @@ complete: an interrupted export never leaves a partial model under its final nam
 
 TFLite files are run with the LiteRT interpreter (`ai_edge_litert`), never `tf.lite.Interpreter`.
 
+ONNX files (`export_onnx`, the "onnx" format of a bundle; optional packages: `pip install "keras_convnets[onnx]"`)
+are converted by tf2onnx from the same served function: input `images` (float32 raw pixels), outputs
+`probabilities` and `logits`, run with ONNX Runtime (`OnnxModel`); `"int8"` is static QDQ quantization
+calibrated on representative images.
+
 Modules: `constants` (signature names, formats, quantizations), `parity` (Parity, thresholds, parity and
 calibration images), `graph` (the served InferenceGraph), `staging` (staged, durable writes), `saved_model`,
-`tflite`, `bundle` (runs, export bundles and the model card), `run_images` (a run's test images, the parity
-images of its export) and `predict` (Predictor and image readers).
+`tflite`, `onnx`, `bundle` (runs, export bundles and the model card), `run_images` (a run's test images, the
+parity images of its export) and `predict` (Predictor and image readers).
 """
 
 from keras_convnets.export.bundle import Run, export_bundle, load_run, read_labels
-from keras_convnets.export.constants import FORMATS, INPUT_NAME, INT8_IO, QUANTIZATIONS, SIGNATURE, UINT8_SIGNATURE
+from keras_convnets.export.constants import (
+    DEFAULT_FORMATS,
+    FORMATS,
+    INPUT_NAME,
+    INT8_IO,
+    QUANTIZATIONS,
+    SIGNATURE,
+    UINT8_SIGNATURE,
+)
 from keras_convnets.export.graph import InferenceGraph, check_input_size
+from keras_convnets.export.onnx import ONNX_OPSET, ONNX_QUANTIZATIONS, OnnxModel, export_onnx, require_onnx
 from keras_convnets.export.parity import (
     CRITERIA,
     MAX_CALIBRATION_IMAGES,
@@ -51,17 +65,21 @@ from keras_convnets.export.tflite import TFLiteModel, export_tflite, tflite_conv
 __all__ = [
     "BUNDLE_MARKER",
     "CRITERIA",
+    "DEFAULT_FORMATS",
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "INPUT_NAME",
     "INT8_IO",
     "MAX_CALIBRATION_IMAGES",
+    "ONNX_OPSET",
+    "ONNX_QUANTIZATIONS",
     "PARITY_IMAGES",
     "QUANTIZATIONS",
     "RUN_PARITY_IMAGES",
     "SIGNATURE",
     "UINT8_SIGNATURE",
     "InferenceGraph",
+    "OnnxModel",
     "Parity",
     "ParityError",
     "Predictor",
@@ -75,6 +93,7 @@ __all__ = [
     "dataset_images",
     "directory_images",
     "export_bundle",
+    "export_onnx",
     "export_saved_model",
     "export_tflite",
     "load_image",
@@ -82,6 +101,7 @@ __all__ = [
     "measure_parity",
     "random_images",
     "read_labels",
+    "require_onnx",
     "run_parity_images",
     "split_calibration",
     "staged",

@@ -11,8 +11,15 @@ from typing import Any, Sequence
 
 from keras_convnets.data.preprocessing import Preprocessing
 from keras_convnets.data.serving import evaluation_card
-from keras_convnets.export.constants import FORMATS, INPUT_NAME, SIGNATURE, UINT8_SIGNATURE
+from keras_convnets.export.constants import DEFAULT_FORMATS, FORMATS, INPUT_NAME, SIGNATURE, UINT8_SIGNATURE
 from keras_convnets.export.graph import InferenceGraph
+from keras_convnets.export.onnx import (
+    ONNX_OPSET,
+    ONNX_QUANTIZATIONS,
+    onnx_versions,
+    require_onnx,
+    write_bundle_onnx,
+)
 from keras_convnets.export.parity import (
     MAX_CALIBRATION_IMAGES,
     PARITY_IMAGES,
@@ -162,15 +169,18 @@ def export_bundle(
     source,
     output: str | os.PathLike,
     *,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     quantizations: Sequence[str | None] = (None,),
+    onnx_quantizations: Sequence[str | None] = (None,),
     representative_data: Any = None,
     parity_data: Any = None,
     int8_io: str | None = "uint8",
     overwrite: bool = False,
 ) -> dict:
     """Export a run (a `Run`, a run directory or a `.keras` file) to the directory `output`: `saved_model/`,
-    `model.keras`, one `model_<quantization>.tflite` per quantization, `labels.txt` and `model_card.json`.
+    `model.keras`, one `model_<quantization>.tflite` per quantization, `labels.txt` and `model_card.json`; with
+    "onnx" in `formats` (it needs `pip install "keras_convnets[onnx]"`), `model.onnx` and/or `model_int8.onnx`
+    as `onnx_quantizations` (None, "int8") says.
 
     The card's `evaluation` records the evaluation transform of the run's recipe (`data.serving.evaluation_card`:
     e.g. the central crop of "scale"), which `Predictor` applies to image files; a run without a recipe records
@@ -192,10 +202,17 @@ def export_bundle(
     for value in formats:
         check_choice("formats", value, FORMATS)
     if not formats:
-        raise ValueError("`formats` must name at least one of 'saved_model', 'tflite', 'keras'. Received: formats=[]")
+        raise ValueError(f"`formats` must name at least one of {', '.join(map(repr, FORMATS))}. Received: formats=[]")
     quantizations = list(dict.fromkeys(quantizations)) if "tflite" in formats else []
     for value in quantizations:
         check_tflite_options(value, int8_io)
+    onnx_quantizations = list(dict.fromkeys(onnx_quantizations)) if "onnx" in formats else []
+    for value in onnx_quantizations:
+        check_choice("onnx_quantizations", value, ONNX_QUANTIZATIONS)
+    if "onnx" in formats and not onnx_quantizations:
+        raise ValueError("`onnx_quantizations` must name at least one of None, 'int8'. Received: []")
+    if onnx_quantizations:
+        require_onnx()
     output = os.path.abspath(os.fspath(output))
     check_destination(output, overwrite, sources=_sources(source))
     run = source if isinstance(source, Run) else load_run(source)
@@ -206,7 +223,10 @@ def export_bundle(
         raise ValueError(f"labels.txt has {len(run.labels)} names but the model has {graph.classes} classes.")
     evaluation = evaluation_card(run_augmentation(run.info), graph.input_shape[:2])
     parity_data, parity_images = _parity_images(run, graph.input_shape, representative_data, parity_data)
-    splits = {q: split_calibration(q, graph.input_shape, representative_data, parity_data) for q in quantizations}
+    splits = {
+        q: split_calibration(q, graph.input_shape, representative_data, parity_data)
+        for q in dict.fromkeys([*quantizations, *onnx_quantizations])
+    }
     float_images = split_calibration(None, graph.input_shape, representative_data, parity_data)[1]
     parities: dict[str, Parity] = {}
     with staged(output, overwrite=overwrite, sources=sources) as (staging, scratch):
@@ -233,6 +253,11 @@ def export_bundle(
             with atomic_write(os.path.join(staging, tflite_filename(quantization)), "wb") as f:
                 f.write(content)
             parities[parity.artifact] = parity
+        if onnx_quantizations:
+            onnx_parities = write_bundle_onnx(
+                run.model, run.preprocessing, onnx_quantizations, float_images, splits.get("int8"), staging, scratch
+            )
+            parities.update((parity.artifact, parity) for parity in onnx_parities)
         labels = run.labels or [str(i) for i in range(graph.classes)]
         write_text_atomic(os.path.join(staging, "labels.txt"), "".join(f"{label}\n" for label in labels))
         report = profile(graph.model)
@@ -252,11 +277,16 @@ def export_bundle(
                 "inputs": [INPUT_NAME],
                 "outputs": graph.output_names,
                 "tflite_int8_io": int8_io if "int8" in quantizations else None,
+                "onnx": {"opset": ONNX_OPSET, INPUT_NAME: "float32 images"} if onnx_quantizations else None,
             },
             "parity": {name: parity.to_dict() for name, parity in parities.items()},
             "parity_images": parity_images,
             "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            "versions": {
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+                **(onnx_versions() if onnx_quantizations else {}),
+            },
         }
         card["files"] = _file_sizes(staging)
         write_json_atomic(os.path.join(staging, "model_card.json"), card)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["FORMATS", "INPUT_NAME", "INT8_IO", "QUANTIZATIONS", "SIGNATURE", "UINT8_SIGNATURE"]
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "INPUT_NAME", "INT8_IO", "QUANTIZATIONS", "SIGNATURE", "UINT8_SIGNATURE"]
 
 SIGNATURE = "serving_default"
 UINT8_SIGNATURE = "serving_uint8"
 INPUT_NAME = "images"
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 INT8_IO = ("uint8", "int8", None)
-FORMATS = ("saved_model", "tflite", "keras")
+FORMATS = ("saved_model", "tflite", "keras", "onnx")
+DEFAULT_FORMATS = ("saved_model", "tflite", "keras")  # "onnx" needs the optional packages of the [onnx] extra
