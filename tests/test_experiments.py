@@ -214,8 +214,49 @@ def test_presets_follow_the_papers():
     for module in (degradation, lesion, aux):
         module._check(module.FULL)
         module._check(module.QUICK)
-        assert module.QUICK.dataset == "digits"
+        module._check(module.REAL)
+        assert module.QUICK.dataset == "digits" and module.REAL.dataset == "fashion_mnist"
+        assert module.REAL.max_train == 20_000 and set(module.PRESETS) == {"quick", "real", "full"}
     assert bottleneck.QUICK.stage == "conv2"
+    # the real presets: the issue's nets (plain-20/56 and ResNet-20/56; ResNet-56's 27 blocks; aux with 2 seeds)
+    assert degradation.REAL.depths == (20, 56) and degradation.REAL.recipe == "cifar"
+    assert lesion.REAL.depth == 56 and aux.REAL.seeds == (0, 1)
+
+
+def test_preset_selection():
+    from keras_convnets.experiments import presets
+
+    table = {"quick": 1, "real": 2, "full": 3}
+    assert presets.select(table, None, True) == ("quick", 1)
+    assert presets.select(table, None, False) == ("full", 3)
+    assert presets.select(table, "real", True) == ("real", 2)
+    with pytest.raises(ValueError, match="`preset` must be one of 'quick', 'real', 'full'. Received: preset='big'"):
+        presets.select(table, "big")
+
+
+def test_cli_preset_flags(capsys):
+    from keras_convnets.cli.main import main
+
+    assert main(["experiment", "aux", "--quick", "--preset", "real"]) == 2
+    assert "`--quick` is `--preset quick`. Received: --quick --preset real" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "aux", "--preset", "huge"])
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("experiments")
+def test_aux_experiment_over_seeds(tmp_path):
+    results = run_experiment("aux", str(tmp_path), preset="quick", seeds=(0, 1), **TINY)
+    f = results["findings"]
+    assert f["seeds"] == [0, 1] and len(results["all_runs"]) == 4
+    per_seed = [s["test_error_with_aux"] - s["test_error_without_aux"] for s in results["seeds"]]
+    assert f["test_error_differences"] == pytest.approx(per_seed)
+    assert f["test_error_difference"] == pytest.approx(sum(per_seed) / 2)
+    assert f["seed_spread_difference"] == pytest.approx(abs(per_seed[0] - per_seed[1]) / math.sqrt(2))
+    text = _read(tmp_path / "report.md")
+    assert "Over 2 seeds (0, 1)" in text and "seed(s) 0, 1" in text
+    with pytest.raises(ValueError, match="`seeds` must be distinct. Received: seeds=\\(1, 1\\)"):
+        run_experiment("aux", str(tmp_path / "x"), seeds=(1, 1), **TINY)
 
 
 def _curves(name, train_error, final_train_error, final_test_error):

@@ -1,6 +1,8 @@
 """The papers' claims as experiments: each writes a markdown report, PNG figures and the raw numbers.
 
-`run_experiment(name, output_dir, quick=True, dataset=None, **settings)` runs one; `list_experiments()` names them:
+`run_experiment(name, output_dir, preset="quick", dataset=None, **settings)` runs one (presets: `quick`, minutes on
+the embedded digits; `real`, at most about 30 minutes on 2 CPU cores on a subset of Fashion-MNIST; `full`, the
+paper's setting on CIFAR-10); `list_experiments()` names them:
 
 - `"degradation"` (He et al. 2016, Figures 1 and 6): plain and residual nets of two depths, training and test
   error against iterations.
@@ -31,8 +33,8 @@ def list_experiments() -> list[str]:
 
 
 def get_experiment(name: str):
-    """The module of experiment `name` (it has `run(output_dir, *, quick, dataset, data_dir, command, **settings)`,
-    `QUICK` and `FULL`)."""
+    """The module of experiment `name`: it has `run(output_dir, *, preset, quick, dataset, data_dir, command,
+    **settings)` and `PRESETS` (`QUICK`, `REAL` and `FULL`)."""
     if name not in EXPERIMENTS:
         raise ValueError(
             f"`experiment` must be one of {', '.join(map(repr, EXPERIMENTS))}. Received: experiment={name!r}"
@@ -44,12 +46,16 @@ def run_experiment(
     name: str,
     output_dir: str,
     *,
+    preset: str | None = None,
     quick: bool = True,
     dataset: str | None = None,
     data_dir: str | None = None,
     command: str | None = None,
     **settings: Any,
 ) -> dict:
-    """Run experiment `name`, write its report into `output_dir` and return its results (a dict)."""
+    """Run experiment `name` with its `preset` ("quick", "real" or "full"; None: "quick" or "full" as `quick`
+    says), write its report into `output_dir` and return its results (a dict)."""
     module = get_experiment(name)
-    return module.run(output_dir, quick=quick, dataset=dataset, data_dir=data_dir, command=command, **settings)
+    return module.run(
+        output_dir, preset=preset, quick=quick, dataset=dataset, data_dir=data_dir, command=command, **settings
+    )

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 from keras_convnets.models import common
 
-__all__ = ["FULL", "QUICK", "AuxPreset", "run"]
+__all__ = ["PRESETS", "REAL", "FULL", "QUICK", "AuxPreset", "run"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class AuxPreset:
     batch_size: int = 128
     recipe: str = "cifar"
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several seeds: both nets trained once per seed (empty: `seed` alone)
     points: int = 30
     max_train: int | None = None
     max_test: int | None = None
@@ -42,6 +44,10 @@ class AuxPreset:
 
 FULL = AuxPreset()
 QUICK = AuxPreset(dataset="digits", image_size=32, variant="torchvision", epochs=10, batch_size=64, points=12)
+REAL = AuxPreset(
+    dataset="fashion_mnist", image_size=32, variant="torchvision", epochs=10, points=20, max_train=20_000, seeds=(0, 1)
+)
+PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
 
 def _check(preset: AuxPreset) -> None:
@@ -53,6 +59,8 @@ def _check(preset: AuxPreset) -> None:
         presets.check_positive_int(argument, getattr(preset, argument))
     if preset.epochs is not None:
         presets.check_positive_int("epochs", preset.epochs)
+    if preset.seeds != ():
+        check_int_tuple_nonneg(preset.seeds)
     smallest = minimum_size(preset.variant, aux_logits=True)
     if preset.image_size < smallest:
         raise ValueError(
@@ -64,6 +72,7 @@ def _check(preset: AuxPreset) -> None:
 def run(
     output_dir: str,
     *,
+    preset: str | None = None,
     quick: bool = True,
     dataset: str | None = None,
     data_dir: str | None = None,
@@ -75,48 +84,85 @@ def run(
     started = time.perf_counter()
     from keras_convnets.models.googlenet import GoogLeNet
 
-    setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
+    preset_name, base = presets.select(PRESETS, preset, quick)
+    setup = tr.prepare(base, overrides, check=_check, dataset=dataset, data_dir=data_dir)
     preset, recipe, data = setup.preset, setup.recipe, setup.data
     steps, epochs = setup.steps, setup.epochs
 
-    runs = {}
-    for aux in (True, False):
-        name = "with aux heads" if aux else "without aux heads"
-        keras.utils.set_random_seed(preset.seed)
-        model = GoogLeNet(
-            input_shape=(preset.image_size, preset.image_size, 3),
-            classes=data.num_classes,
-            aux_logits=aux,
-            norm=preset.norm,
-            variant=preset.variant,
-            aux_loss_weight=preset.aux_loss_weight,
-        )
-        curves = setup.train(name, model, model_name="googlenet")
-        runs["aux" if aux else "no_aux"] = curves
-        keras.backend.clear_session()
+    seeds = tuple(preset.seeds) or (preset.seed,)
+    per_seed = []
+    for seed in seeds:
+        runs = {}
+        for aux in (True, False):
+            name = ("with aux heads" if aux else "without aux heads") + (f", seed {seed}" if len(seeds) > 1 else "")
+            keras.utils.set_random_seed(seed)
+            model = GoogLeNet(
+                input_shape=(preset.image_size, preset.image_size, 3),
+                classes=data.num_classes,
+                aux_logits=aux,
+                norm=preset.norm,
+                variant=preset.variant,
+                aux_loss_weight=preset.aux_loss_weight,
+            )
+            curves = setup.train(name, model, model_name="googlenet")
+            runs["aux" if aux else "no_aux"] = curves
+            keras.backend.clear_session()
+        per_seed.append({"seed": seed, **runs})
 
-    a, b = runs["aux"], runs["no_aux"]
+    runs = {"aux": per_seed[0]["aux"], "no_aux": per_seed[0]["no_aux"]}
     results = {
-        "preset": "quick" if quick else "full",
+        "preset": preset_name,
         "settings": preset,
         "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
         "recipe": recipe.name,
         "epochs": epochs,
         "iterations": epochs * steps,
         "runs": runs,
-        "findings": {
-            "test_error_with_aux": a.final_test_error,
-            "test_error_without_aux": b.final_test_error,
-            "test_error_difference": a.final_test_error - b.final_test_error,
-            "train_error_with_aux": a.final_train_error,
-            "train_error_without_aux": b.final_train_error,
-            "seconds_with_aux": a.seconds,
-            "seconds_without_aux": b.seconds,
-            "test_errors_examples": [round(c.final_test_error * data.num_test) for c in (a, b)],
-        },
+        "seeds": [
+            {
+                "seed": r["seed"],
+                "test_error_with_aux": r["aux"].final_test_error,
+                "test_error_without_aux": r["no_aux"].final_test_error,
+            }
+            for r in per_seed
+        ],
+        "findings": findings(per_seed, data.num_test),
     }
+    results["all_runs"] = [c for r in per_seed for c in (r["aux"], r["no_aux"])]
     _write_report(output_dir, time.perf_counter() - started, results, preset, command)
     return results
+
+
+def check_int_tuple_nonneg(seeds) -> None:
+    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
+        raise ValueError(f"`seeds` must be a tuple of non-negative integers. Received: seeds={seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"`seeds` must be distinct. Received: seeds={seeds!r}")
+
+
+def findings(per_seed: list[dict], num_test: int) -> dict:
+    """The aux heads' effect on the main head's final test error: per seed, and its mean with the seed-to-seed
+    spread (standard deviation over seeds, 0 with one seed) of each net and of the difference."""
+    with_aux = np.array([r["aux"].final_test_error for r in per_seed])
+    without = np.array([r["no_aux"].final_test_error for r in per_seed])
+    difference = with_aux - without
+    spread = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    a, b = per_seed[0]["aux"], per_seed[0]["no_aux"]
+    return {
+        "seeds": [r["seed"] for r in per_seed],
+        "test_error_with_aux": float(with_aux.mean()),
+        "test_error_without_aux": float(without.mean()),
+        "test_error_difference": float(difference.mean()),
+        "test_error_differences": difference.tolist(),
+        "seed_spread_with_aux": spread(with_aux),
+        "seed_spread_without_aux": spread(without),
+        "seed_spread_difference": spread(difference),
+        "train_error_with_aux": a.final_train_error,
+        "train_error_without_aux": b.final_train_error,
+        "seconds_with_aux": float(sum(r["aux"].seconds for r in per_seed)),
+        "seconds_without_aux": float(sum(r["no_aux"].seconds for r in per_seed)),
+        "test_errors_examples": [round(float(with_aux.mean()) * num_test), round(float(without.mean()) * num_test)],
+    }
 
 
 def _pct(x: float) -> str:
@@ -134,8 +180,9 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
     report.text(
         f"GoogLeNet (variant `{preset.variant}`, norm `{preset.norm}`) on `{ds['name']}` ({ds['train']:,} training, "
         f"{ds['test']:,} test images) at {preset.image_size}x{preset.image_size}, recipe `{results['recipe']}` at "
-        f"batch {preset.batch_size} for {results['epochs']} epochs ({results['iterations']:,} iterations), seed "
-        f"{preset.seed}, for both nets. With the heads the loss is main + {preset.aux_loss_weight} x (aux1 + aux2). "
+        f"batch {preset.batch_size} for {results['epochs']} epochs ({results['iterations']:,} iterations), seed(s) "
+        f"{', '.join(map(str, f['seeds']))}, for both nets. "
+        f"With the heads the loss is main + {preset.aux_loss_weight} x (aux1 + aux2). "
         "Errors are those of the main head; training error on the training batches as trained (curve) and on the "
         "training split in inference mode (end)."
     )
@@ -150,12 +197,32 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
                 _pct(c.final_test_error),
                 round(c.seconds, 1),
             ]
-            for c in runs.values()
+            for c in results.get("all_runs", list(runs.values()))
         ],
     )
     diff = f["test_error_difference"]
     errors_a, errors_b = f["test_errors_examples"]
-    if abs(errors_a - errors_b) <= max(2, round(0.01 * ds["test"])):
+    n = len(f["seeds"])
+    if n > 1:
+        noise = max(f["seed_spread_with_aux"], f["seed_spread_without_aux"])
+        verdict = (
+            f"Over {n} seeds ({', '.join(map(str, f['seeds']))}) the mean test error is "
+            f"{_pct(f['test_error_with_aux'])} "
+            f"with the aux heads and {_pct(f['test_error_without_aux'])} without: a difference of "
+            f"{100 * diff:+.2f} points (per seed: {', '.join(f'{100 * d:+.2f}' for d in f['test_error_differences'])}; "
+            f"standard deviation {100 * f['seed_spread_difference']:.2f}), against a seed-to-seed spread of "
+            f"{100 * noise:.2f} points within one net. "
+        )
+        p = (f["test_error_with_aux"] + f["test_error_without_aux"]) / 2
+        sampling = (2 * p * (1 - p) / ds["test"]) ** 0.5  # standard error of a difference of two test errors
+        verdict += f"The test split alone makes a difference of one run uncertain by {100 * sampling:.2f} points. "
+        if abs(diff) <= 2 * max(noise, f["seed_spread_difference"], sampling / n**0.5):
+            verdict += "The effect is within the noise of this budget: this run cannot tell it from zero."
+        else:
+            verdict += (
+                f"The net {'with' if diff < 0 else 'without'} the aux heads is better by more than twice the spread."
+            )
+    elif abs(errors_a - errors_b) <= max(2, round(0.01 * ds["test"])):
         verdict = (
             f"The two nets ended within {abs(errors_a - errors_b)} test images of each other "
             f"({errors_a} vs {errors_b} errors of {ds['test']}): no difference this run can resolve."
@@ -170,7 +237,7 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
     report.text(
         verdict + f" Training with the heads took {f['seconds_with_aux'] / f['seconds_without_aux']:.2f}x the time."
     )
-    unconverged = [c.name for c in runs.values() if c.final_train_error > 0.05]
+    unconverged = [c.name for c in results.get("all_runs", list(runs.values())) if c.final_train_error > 0.05]
     if unconverged:
         report.text(
             f"Training error above 5% at the end ({', '.join(unconverged)}): this budget compares early training. "
@@ -192,5 +259,5 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
     right.legend(fontsize=8)
     report.figure(figure, "curves.png", "GoogLeNet with aux heads (solid) and without (dashed)")
     report.json("results.json", results)
-    report.csv("curves.csv", tr.curves_rows(list(runs.values())))
+    report.csv("curves.csv", tr.curves_rows(results.get("all_runs", list(runs.values()))))
     report.write()

@@ -27,7 +27,17 @@ from keras_convnets.experiments import presets
 from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
 from keras_convnets.models import common
 
-__all__ = ["FULL", "LABELS", "QUICK", "BottleneckPreset", "inception_designs", "resnet_designs", "run"]
+__all__ = [
+    "PRESETS",
+    "REAL",
+    "FULL",
+    "LABELS",
+    "QUICK",
+    "BottleneckPreset",
+    "inception_designs",
+    "resnet_designs",
+    "run",
+]
 
 # ResNet-50, He et al. 2016 Table 1: stage -> (feature-map side at 224, reduction width); outputs are 4x wider.
 RESNET50_STAGES = {"conv2": (56, 64), "conv3": (28, 128), "conv4": (14, 256), "conv5": (7, 512)}
@@ -45,6 +55,8 @@ class BottleneckPreset:
 
 QUICK = BottleneckPreset()
 FULL = BottleneckPreset(batch_size=32, rounds=21, warmup=3)
+REAL = FULL  # no training: the real preset is the full measurement
+PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
 
 def _bn() -> dict:
@@ -153,6 +165,7 @@ def _summaries(models: dict[str, keras.Model], times: dict[str, list[float]], ba
 def run(
     output_dir: str,
     *,
+    preset: str | None = None,
     quick: bool = True,
     dataset: str | None = None,
     data_dir: str | None = None,
@@ -167,7 +180,8 @@ def run(
         raise ValueError(
             f"The bottleneck experiment trains nothing and takes no dataset. Received: dataset={dataset!r}"
         )
-    preset = presets.with_overrides(QUICK if quick else FULL, overrides)
+    preset_name, base = presets.select(PRESETS, preset, quick)
+    preset = presets.with_overrides(base, overrides)
     common.check_choice("stage", preset.stage, tuple(RESNET50_STAGES))
     for argument in ("batch_size", "rounds"):
         presets.check_positive_int(argument, getattr(preset, argument))
@@ -184,7 +198,7 @@ def run(
         return a[key] / b[key]
 
     results = {
-        "preset": "quick" if quick else "full",
+        "preset": preset_name,
         "settings": preset,
         "resnet50": {
             "stage": preset.stage,

@@ -19,7 +19,7 @@ from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 from keras_convnets.models import common
 
-__all__ = ["FAMILIES", "FULL", "QUICK", "DegradationPreset", "build", "findings", "net_name", "run"]
+__all__ = ["PRESETS", "REAL", "FAMILIES", "FULL", "QUICK", "DegradationPreset", "build", "findings", "net_name", "run"]
 
 FAMILIES = ("cifar", "imagenet")
 
@@ -42,6 +42,8 @@ class DegradationPreset:
 
 FULL = DegradationPreset()
 QUICK = DegradationPreset(depths=(8, 32), dataset="digits", image_size=16, epochs=8, batch_size=64, points=16)
+REAL = DegradationPreset(dataset="fashion_mnist", image_size=28, epochs=12, points=24, max_train=20_000, max_test=5_000)
+PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
 
 def build(family: str, depth: int, residual: bool, *, image_size: int, classes: int) -> keras.Model:
@@ -80,6 +82,7 @@ def _check(preset: DegradationPreset) -> None:
 def run(
     output_dir: str,
     *,
+    preset: str | None = None,
     quick: bool = True,
     dataset: str | None = None,
     data_dir: str | None = None,
@@ -90,7 +93,8 @@ def run(
     `curves.csv` into `output_dir`, and return the results. Overrides: the fields of `DegradationPreset`."""
     started = time.perf_counter()
 
-    setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
+    preset_name, base = presets.select(PRESETS, preset, quick)
+    setup = tr.prepare(base, overrides, check=_check, dataset=dataset, data_dir=data_dir)
     preset, recipe, data = setup.preset, setup.recipe, setup.data
     steps, epochs = setup.steps, setup.epochs
 
@@ -104,7 +108,7 @@ def run(
             keras.backend.clear_session()
 
     results = {
-        "preset": "quick" if quick else "full",
+        "preset": preset_name,
         "settings": preset,
         "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
         "recipe": recipe.name,

@@ -28,7 +28,7 @@ from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 
-__all__ = ["FULL", "QUICK", "LesionPreset", "findings", "run"]
+__all__ = ["PRESETS", "REAL", "FULL", "QUICK", "LesionPreset", "findings", "run"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,18 @@ class LesionPreset:
 
 FULL = LesionPreset()
 QUICK = LesionPreset(depth=20, dataset="digits", image_size=16, epochs=10, batch_size=64, draws=5, points=10)
+REAL = LesionPreset(
+    depth=56,
+    dataset="fashion_mnist",
+    image_size=28,
+    epochs=12,
+    draws=3,
+    max_k=12,
+    points=12,
+    max_train=20_000,
+    max_test=2_000,
+)
+PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
 
 def _check(preset: LesionPreset) -> None:
@@ -66,6 +78,7 @@ def _check(preset: LesionPreset) -> None:
 def run(
     output_dir: str,
     *,
+    preset: str | None = None,
     quick: bool = True,
     dataset: str | None = None,
     data_dir: str | None = None,
@@ -77,7 +90,8 @@ def run(
     started = time.perf_counter()
     from keras_convnets.models.resnet import CifarResNet
 
-    setup = tr.prepare(QUICK if quick else FULL, overrides, check=_check, dataset=dataset, data_dir=data_dir)
+    preset_name, base = presets.select(PRESETS, preset, quick)
+    setup = tr.prepare(base, overrides, check=_check, dataset=dataset, data_dir=data_dir)
     preset, recipe, data, epochs = setup.preset, setup.recipe, setup.data, setup.epochs
     test_eval = setup.test_eval
 
@@ -123,7 +137,7 @@ def run(
             )
 
     results = {
-        "preset": "quick" if quick else "full",
+        "preset": preset_name,
         "settings": preset,
         "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
         "recipe": recipe.name,
