@@ -12,9 +12,10 @@ layer's input; for a linear head, its output. Any other head (a sigmoid, a custo
 The feature map is, by default, the last 4D tensor before the classifier: the input of the global average pooling
 (ResNets and plain nets: `convN_blockM_out`; GoogLeNet: `inception5b_concat`; Inception v3: `mixed7c_concat`), or,
 for VGG, the last convolution's output before the final max pooling and flatten (`block5_conv3` of VGG-16, the
-paper's choice, Section 3: the last convolutional layer). Models with auxiliary heads use their main output (`"predictions"`). A model that
-wraps a classifier (the `model.keras` of an export: raw pixels -> preprocessing -> the network) is explained through
-the classifier it wraps; the wrapper's layers before it run first, without gradients.
+paper's choice, Section 3: the last convolutional layer). Models with auxiliary heads use their main output
+(`"predictions"`). A model that wraps a classifier (the `model.keras` of an export: raw pixels -> preprocessing ->
+the network) is explained through the classifier it wraps; the wrapper's layers before it run first, without
+gradients.
 
 Under a mixed-precision policy the feature map and its gradients are cast to float32 before they are combined.
 """
