@@ -391,7 +391,10 @@ def test_resume_and_export_find_a_tfds_dataset_in_the_recorded_data_dir(tmp_path
                 image[..., label] += 120
                 yield i, {"image": image, "label": label}
 
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "default_tfds"))  # the default place holds nothing
+    from tensorflow_datasets.core import constants
+
+    # the default place (read once, at import, from TFDS_DATA_DIR or ~/tensorflow_datasets) holds nothing
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path / "default_tfds"))
     data_dir = tmp_path / "tfds"
     ServingColours(data_dir=str(data_dir)).download_and_prepare()
     ServingColours.offline = True
