@@ -34,6 +34,7 @@ from keras_convnets.export.run_images import run_augmentation, run_parity_images
 from keras_convnets.export.saved_model import check_saved_model, write_saved_model
 from keras_convnets.export.staging import check_destination, staged
 from keras_convnets.export.tflite import check_tflite_options, convert_checked, tflite_filename
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import atomic_write, write_json_atomic, write_text_atomic
 from keras_convnets.utils.validation import check_choice
 
@@ -193,6 +194,7 @@ def export_bundle(
     replaces only an empty directory or a previous export (with `model_card.json`); a destination that is,
     or contains, the run or the working directory is refused (`check_destination`). Returns the model card.
     """
+    require_tensorflow_backend("`export_bundle`")
     import keras
     import tensorflow as tf
 

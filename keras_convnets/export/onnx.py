@@ -37,6 +37,7 @@ from keras_convnets.export.parity import (
     split_calibration,
 )
 from keras_convnets.export.staging import staged
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import atomic_write
 from keras_convnets.utils.validation import check_choice, check_int
 
@@ -286,6 +287,7 @@ def export_onnx(
     Thresholds (`CRITERIA`): float32 max abs difference in probabilities < 1e-4, int8 top-1 agreement >= 98%.
     A failed check raises `ParityError` and writes nothing; so does a missing package (`ImportError`).
     """
+    require_tensorflow_backend("`export_onnx`")
     from keras_convnets.export.run_images import run_parity_images
 
     check_choice("quantization", quantization, ONNX_QUANTIZATIONS)

@@ -17,6 +17,7 @@ from keras_convnets.export.constants import INPUT_NAME, SIGNATURE, UINT8_SIGNATU
 from keras_convnets.export.graph import InferenceGraph
 from keras_convnets.export.parity import Parity, as_images, as_pixels, measure_parity, random_images, require_parity
 from keras_convnets.export.staging import staged
+from keras_convnets.utils.backend import require_tensorflow_backend
 
 __all__ = ["SavedModel", "check_saved_model", "export_saved_model", "write_saved_model"]
 
@@ -114,6 +115,7 @@ def export_saved_model(
     `probabilities` and, where the head has them, `logits`. Raises `ParityError` (nothing written) when the
     probabilities of either signature differ from Keras by 1e-5 or more.
     """
+    require_tensorflow_backend("`export_saved_model`")
     graph = InferenceGraph(
         model, strip_aux=strip_aux, include_preprocessing=include_preprocessing, preprocessing=preprocessing
     )

@@ -20,6 +20,7 @@ from keras_convnets.export.graph import InferenceGraph
 from keras_convnets.export.parity import Parity, measure_parity, require_parity, split_calibration
 from keras_convnets.export.saved_model import SavedModel, write_saved_model
 from keras_convnets.export.staging import staged
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import atomic_write
 from keras_convnets.utils.validation import check_choice
 
@@ -158,6 +159,7 @@ def export_tflite(
 
     check_tflite_options(quantization, int8_io)
     if isinstance(model_or_saved_model, keras.Model):
+        require_tensorflow_backend("`export_tflite` of a Keras model")
         graph = InferenceGraph(model_or_saved_model, strip_aux=strip_aux, preprocessing=preprocessing)
         shape, reference_fn = graph.input_shape, graph.reference
     elif isinstance(model_or_saved_model, (str, os.PathLike)):

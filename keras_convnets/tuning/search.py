@@ -28,6 +28,7 @@ from keras_convnets.tuning.budget import describe
 from keras_convnets.tuning.plan import SearchPlan, resolve
 from keras_convnets.tuning.report import format_trial_table, plot_pareto, searched_values, trial_rows, write_trial_csv
 from keras_convnets.tuning.tuners import make_tuner
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import write_json_atomic, write_text_atomic
 
 __all__ = ["SearchResult", "search"]
@@ -105,6 +106,7 @@ def search(
     best model is evaluated once on the test split: `metrics["test_accuracy"]`, `metrics["test_loss"]`.
     `hypermodel.batch_size`, `.epochs` and `.steps_per_epoch` are set to this search's, for the recipe's schedule.
     """
+    require_tensorflow_backend("`search`")
     plan = resolve(
         hypermodel,
         dataset,

@@ -1,0 +1,25 @@
+"""The Keras backend check of the TensorFlow-only parts.
+
+The builders (`keras_convnets.models`) and `.weights.h5` files work on every Keras backend (TensorFlow, JAX,
+PyTorch). Training (`tf.distribute`, `tf.data`), export (SavedModel, TFLite, ONNX from a `tf.function`) and tuning
+run TensorFlow graphs of the Keras model, so they need the TensorFlow backend, which `KERAS_BACKEND` chooses before
+Keras is imported.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TENSORFLOW", "require_tensorflow_backend"]
+
+TENSORFLOW = "tensorflow"
+
+
+def require_tensorflow_backend(what: str) -> None:
+    """Raise a `ValueError` naming `what` (e.g. "`train`") unless Keras runs on the TensorFlow backend."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != TENSORFLOW:
+        raise ValueError(
+            f"{what} needs the TensorFlow backend (KERAS_BACKEND=tensorflow): training, export and tuning run on "
+            f"TensorFlow only (the models build and predict on every backend). Received: backend={backend!r}"
+        )
