@@ -56,7 +56,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from keras_convnets.cli.profile import parse_options
     from keras_convnets.experiments import run_experiment
+    from keras_convnets.utils.backend import require_tensorflow_backend
 
+    require_tensorflow_backend("the experiments")
     try:
         settings = parse_options(args.settings)
     except ValueError:

@@ -58,7 +58,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from keras_convnets import export
     from keras_convnets.export.run_images import run_augmentation, run_calibration_images
+    from keras_convnets.utils.backend import require_tensorflow_backend
 
+    require_tensorflow_backend("export")
     formats = list(export.FORMATS) if args.format.strip() == "all" else _csv(args.format)
     for value in formats:
         if value not in export.FORMATS:

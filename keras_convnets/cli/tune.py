@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.naming import canonical_model_name
 from keras_convnets.utils.validation import check_int, check_number
 
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_convnets import tuning
     from keras_convnets.trainer import RECIPE_IMAGE_SIZE
 
+    require_tensorflow_backend("tuning")
     model = canonical_model_name(args.model, argument="--model")
     kwargs = {"max_macs": args.max_macs, "max_params": args.max_params}
     if args.recipe:
