@@ -173,8 +173,10 @@ def interrupted(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from keras_convnets.trainer import train
+    from keras_convnets.utils.backend import require_tensorflow_backend
     from keras_convnets.utils.naming import canonical_model_name
 
+    require_tensorflow_backend("training")
     output_dir = args.output_dir
     saved = {}
     if args.resume is not None:

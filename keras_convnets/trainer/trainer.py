@@ -47,6 +47,7 @@ from keras_convnets.trainer.building import (
     resume,
 )
 from keras_convnets.trainer.config import TrainConfig, resolve_config
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import fsync_directory, write_json_atomic
 
 __all__ = ["TrainResult", "export_model", "train"]
@@ -130,6 +131,7 @@ def train(
     a registered name without one in `model_options` takes the recipe's. `metrics["test_loss"]` is then the main
     head's loss and `metrics["test_total_loss"]` the weighted total.
     """
+    require_tensorflow_backend("`train`")
     started = time.perf_counter()
     say = print_fn or (lambda *_: None)
     config = resolve_config(
