@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from keras_convnets.explain.grad_cam import default_layer, grad_cam, overlay
+from keras_convnets.explain.maps import default_layer, grad_cam, overlay
 
 __all__ = ["cam_paths", "export_keras_model", "write_cams"]
 
