@@ -2,13 +2,16 @@
 
     python -m benchmarks.infer                      # ResNet-50 at 224
     python -m benchmarks.infer --model resnet20 --formats keras,tflite_dynamic
+    python -m benchmarks.infer --formats keras,onnx_float32,onnx_int8
     python -m benchmarks.infer --smoke
 
 Forms: the Keras model called in a `tf.function` (float32, and mixed bfloat16 built with that policy), the
 SavedModel of `keras_convnets.export.export_saved_model` (its `serving_default` signature), and TFLite files
 converted by `keras_convnets.export.tflite_converter` in each quantization mode (float32, float16 weights,
-dynamic-range int8, full int8 calibrated on random images) run by the LiteRT interpreter with as many threads
-as the machine has CPUs. The weights are random (a speed test): the exports' accuracy is checked by
+dynamic-range int8, full int8 calibrated on random images) run by the LiteRT interpreter, and ONNX files of
+`keras_convnets.export.onnx` (float32, and static int8 QDQ calibrated on random images) run by ONNX Runtime
+(`pip install "keras_convnets[onnx]"`), each runtime with as many threads as the machine has CPUs. The weights
+are random (a speed test): the exports' accuracy is checked by
 `keras_convnets.export`, not here. Preprocessing is not in the measured graphs.
 """
 
@@ -29,6 +32,8 @@ FORMATS = (
     "tflite_float16",
     "tflite_dynamic",
     "tflite_int8",
+    "onnx_float32",
+    "onnx_int8",
 )
 SIZES = {"resnet50": 224, "resnet20": 32, "googlenet": 224}
 CLASSES = {"resnet50": 1000, "resnet20": 10, "googlenet": 1000}
@@ -86,6 +91,27 @@ def tflite_runner(content: bytes, images):
     return run
 
 
+def onnx_runner(content: bytes, images):
+    from keras_convnets.export import OnnxModel
+
+    model = OnnxModel(content, num_threads=os.cpu_count())
+
+    def run(steps: int):
+        for _ in range(steps):
+            out = model(images, batch_size=len(images))
+        return out["probabilities"]
+
+    return run
+
+
+def onnx_content(net, quantization: str | None, calibration, scratch: str) -> bytes:
+    from keras_convnets.export import InferenceGraph
+    from keras_convnets.export.onnx import convert_onnx, quantize_onnx_int8
+
+    content = convert_onnx(InferenceGraph(net))
+    return content if quantization is None else quantize_onnx_int8(content, calibration, scratch)
+
+
 def tflite_content(saved_model_dir: str, quantization: str | None, calibration):
     import warnings
 
@@ -127,6 +153,10 @@ def benchmark(
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = os.path.join(scratch, "saved_model")
         needs_export = any(f == "saved_model" or f.startswith("tflite") for f in formats)
+        if any(f.startswith("onnx") for f in formats):
+            from keras_convnets.export import require_onnx
+
+            require_onnx()
         if needs_export:
             from keras_convnets.export import export_saved_model
 
@@ -144,6 +174,12 @@ def benchmark(
                 runners[form] = {n: keras_runner(bf16, images[n]) for n in images}
             elif form == "saved_model":
                 runners[form] = {n: saved_model_runner(saved_model_dir, images[n]) for n in images}
+            elif form.startswith("onnx"):
+                quantization = None if form == "onnx_float32" else "int8"
+                calibration = (rng.random((4 if smoke else 16, size, size, 3)) * 255).astype("float32")
+                content = onnx_content(net, quantization, calibration, scratch)
+                runners[form] = {n: onnx_runner(content, images[n]) for n in images}
+                runners[form]["bytes"] = len(content)
             else:
                 quantization = form.split("_", 1)[1]
                 quantization = None if quantization == "float32" else quantization
