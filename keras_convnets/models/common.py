@@ -101,7 +101,7 @@ def check_weights_argument(weights: Any, *, imagenet: bool = False) -> None:
             return
         raise ValueError(
             "`weights='imagenet'` is not available for this model: ImageNet weights exist for ResNet50, "
-            "ResNet101 and ResNet152 (keras.applications); torchvision checkpoints load with "
+            "ResNet101, ResNet152 and InceptionV3 (keras.applications); torchvision checkpoints load with "
             "`keras_convnets.weights.from_torchvision`. Received: weights='imagenet'"
         )
     if not isinstance(weights, (str, os.PathLike)):

@@ -9,8 +9,13 @@ The auxiliary head sits on the 17x17 grid (after mixed6e): 5x5/3 average pooling
 5x5 conv 768 ('valid'), global average pooling, FC `classes`. Its 5x5 conv needs the 17x17 grid, so with
 `aux_logits=True` the input must be at least 299x299; without it, 75x75.
 
-The average pools inside the modules count the zero padding (torchvision's `count_include_pad=True`):
-they pad one zero on every side (`{m}_pool_pad`), then average 3x3 'valid'.
+The average pools inside the modules count the zero padding by default (torchvision's `count_include_pad=True`):
+they pad one zero on every side (`{m}_pool_pad`), then average 3x3 'valid'. With `count_include_pad=False` they
+are TF-slim's 3x3 'SAME' pools, which average only the pixels inside the image (`{m}_pool`, no pad layer): the
+architecture of keras.applications' `InceptionV3`, whose ImageNet weights `weights="imagenet"` loads. Its layers are
+ours one for one except the auxiliary head, which it lacks, and its batch norms have no gamma (`scale=False`); their
+epsilon is ours, 1e-3. Its layers carry automatic names (`conv2d_17`), so they are matched to ours by their place in
+the graph (`keras_convnets.weights.keras_applications`).
 
 Layer names (`{u}` is a unit: `{u}_conv`, `{u}_bn`, `{u}_relu`) and the torchvision state-dict prefix
 each unit takes its weights from:
@@ -43,6 +48,7 @@ from keras import layers
 from keras_convnets.models import common
 from keras_convnets.models.aux import check_aux_loss_weight
 from keras_convnets.models.registry import register_model
+from keras_convnets.weights import keras_applications
 
 __all__ = [
     "AUX_AFTER",
@@ -102,9 +108,14 @@ def unit(x, filters: int, kernel, *, strides: int = 1, padding: str = "same", na
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def avg_pool_branch(x, filters: int, name: str):
-    x = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
-    x = layers.AveragePooling2D(3, strides=1, name=f"{name}_pool")(x)
+def avg_pool_branch(x, filters: int, name: str, count_include_pad: bool = True):
+    """3x3/1 average pool -> 1x1 unit. `count_include_pad=True` (torchvision) pads one zero on every side and divides
+    by 9 everywhere; `False` (TF-slim's 'SAME' pool, keras.applications) averages the pixels inside the image only."""
+    if count_include_pad:
+        x = layers.ZeroPadding2D(1, name=f"{name}_pool_pad")(x)
+        x = layers.AveragePooling2D(3, strides=1, name=f"{name}_pool")(x)
+    else:
+        x = layers.AveragePooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     return unit(x, filters, 1, name=f"{name}_pool_proj")
 
 
@@ -112,17 +123,17 @@ def concat(branches, name: str):
     return layers.Concatenate(axis=common.channel_axis(), name=name)(branches)
 
 
-def module_a(x, name: str, pool_features: int):
+def module_a(x, name: str, pool_features: int, *, count_include_pad: bool = True):
     b1 = unit(x, 64, 1, name=f"{name}_1x1")
     b5 = unit(x, 48, 1, name=f"{name}_5x5_1")
     b5 = unit(b5, 64, 5, name=f"{name}_5x5_2")
     b3 = unit(x, 64, 1, name=f"{name}_3x3dbl_1")
     b3 = unit(b3, 96, 3, name=f"{name}_3x3dbl_2")
     b3 = unit(b3, 96, 3, name=f"{name}_3x3dbl_3")
-    return concat([b1, b5, b3, avg_pool_branch(x, pool_features, name)], f"{name}_concat")
+    return concat([b1, b5, b3, avg_pool_branch(x, pool_features, name, count_include_pad)], f"{name}_concat")
 
 
-def module_b(x, name: str, width: int = 0):
+def module_b(x, name: str, width: int = 0, *, count_include_pad: bool = True):  # no average pool
     b3 = unit(x, 384, 3, strides=2, padding="valid", name=f"{name}_3x3")
     bd = unit(x, 64, 1, name=f"{name}_3x3dbl_1")
     bd = unit(bd, 96, 3, name=f"{name}_3x3dbl_2")
@@ -131,7 +142,7 @@ def module_b(x, name: str, width: int = 0):
     return concat([b3, bd, pool], f"{name}_concat")
 
 
-def module_c(x, name: str, c7: int):
+def module_c(x, name: str, c7: int, *, count_include_pad: bool = True):
     b1 = unit(x, 192, 1, name=f"{name}_1x1")
     b7 = unit(x, c7, 1, name=f"{name}_7x7_1")
     b7 = unit(b7, c7, (1, 7), name=f"{name}_7x7_2")
@@ -141,10 +152,10 @@ def module_c(x, name: str, c7: int):
     bd = unit(bd, c7, (1, 7), name=f"{name}_7x7dbl_3")
     bd = unit(bd, c7, (7, 1), name=f"{name}_7x7dbl_4")
     bd = unit(bd, 192, (1, 7), name=f"{name}_7x7dbl_5")
-    return concat([b1, b7, bd, avg_pool_branch(x, 192, name)], f"{name}_concat")
+    return concat([b1, b7, bd, avg_pool_branch(x, 192, name, count_include_pad)], f"{name}_concat")
 
 
-def module_d(x, name: str, width: int = 0):
+def module_d(x, name: str, width: int = 0, *, count_include_pad: bool = True):  # no average pool
     b3 = unit(x, 192, 1, name=f"{name}_3x3_1")
     b3 = unit(b3, 320, 3, strides=2, padding="valid", name=f"{name}_3x3_2")
     b7 = unit(x, 192, 1, name=f"{name}_7x7x3_1")
@@ -155,7 +166,7 @@ def module_d(x, name: str, width: int = 0):
     return concat([b3, b7, pool], f"{name}_concat")
 
 
-def module_e(x, name: str, width: int = 0):
+def module_e(x, name: str, width: int = 0, *, count_include_pad: bool = True):
     b1 = unit(x, 320, 1, name=f"{name}_1x1")
     b3 = unit(x, 384, 1, name=f"{name}_3x3_1")
     b3 = concat(
@@ -168,7 +179,7 @@ def module_e(x, name: str, width: int = 0):
         [unit(bd, 384, (1, 3), name=f"{name}_3x3dbl_3a"), unit(bd, 384, (3, 1), name=f"{name}_3x3dbl_3b")],
         f"{name}_3x3dbl_concat",
     )
-    return concat([b1, b3, bd, avg_pool_branch(x, 192, name)], f"{name}_concat")
+    return concat([b1, b3, bd, avg_pool_branch(x, 192, name, count_include_pad)], f"{name}_concat")
 
 
 MODULES = {"A": module_a, "B": module_b, "C": module_c, "D": module_d, "E": module_e}
@@ -215,6 +226,7 @@ def InceptionV3(
     aux_logits: bool = True,
     dropout: float = 0.5,
     aux_loss_weight: float = 0.4,
+    count_include_pad: bool | None = None,
     name: str = "inception_v3",
 ) -> keras.Model:
     """Inception v3, default input 299x299 (torchvision's structure; see the module docstring).
@@ -223,14 +235,35 @@ def InceptionV3(
     `AuxClassifierModel`: one loss trains both, total = main + `aux_loss_weight` x aux1 (0.4, as in
     TF-slim's Inception v3 training). `keras_convnets.strip_aux(model)` is the inference model.
     `dropout` is the rate before the classifier (torchvision's 0.5).
+
+    `weights="imagenet"` loads keras.applications' InceptionV3 weights (TF-slim's ImageNet training), fetched once
+    and checked by their md5 hash like keras.applications' own (`keras_convnets.weights.keras_applications`). Feed
+    them images scaled to [-1, 1]: `preprocess_input(x, mode="tf")`. Their batch norms have no scale (gamma is 1)
+    and they have no auxiliary classifier: with `aux_logits=True` the `aux1` head keeps its random initial weights
+    (a warning says so); build with `aux_logits=False` for inference, or train the head.
+
+    `count_include_pad`: whether the 3x3 average pools of the mixed modules count the zero padding (True:
+    torchvision, whose checkpoints load with `keras_convnets.weights.from_torchvision`) or average the pixels inside
+    the image only (False: TF-slim's 'SAME' pooling, which keras.applications' weights need). `None` (default) is
+    False with `weights="imagenet"` and True otherwise.
     """
+    imagenet = isinstance(weights, str) and weights == "imagenet"
     common.check_head_arguments(
         include_top=include_top,
         weights=weights,
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        imagenet=True,
     )
+    if count_include_pad is None:
+        count_include_pad = not imagenet
+    if not isinstance(count_include_pad, bool):
+        raise TypeError(
+            f"`count_include_pad` must be None, True or False. Received: count_include_pad={count_include_pad!r}"
+        )
+    if imagenet:
+        keras_applications.check_imagenet_options("inception_v3", count_include_pad=count_include_pad)
     if not isinstance(aux_logits, bool):
         raise TypeError(f"`aux_logits` must be True or False. Received: aux_logits={aux_logits!r}")
     if aux_logits and not include_top:
@@ -257,6 +290,9 @@ def InceptionV3(
             f"`aux_logits=False` the minimum is {net_minimum}x{net_minimum}. Received: input_shape={input_shape!r}"
         )
 
+    # The weights file is fetched (or found in the cache, hash checked) before anything is built: a bad download
+    # fails at once.
+    weights_file = keras_applications.keras_applications_file("inception_v3", include_top) if imagenet else None
     image, inputs = common.model_input(input_shape, input_tensor)
     x = unit(image, 32, 3, strides=2, padding="valid", name="conv1a_3x3")
     x = unit(x, 32, 3, padding="valid", name="conv2a_3x3")
@@ -268,16 +304,16 @@ def InceptionV3(
 
     aux = None
     for module, kind, width in MIXED_TABLE:
-        x = MODULES[kind](x, f"mixed{module}", width)
+        x = MODULES[kind](x, f"mixed{module}", width, count_include_pad=count_include_pad)
         if aux_logits and module == AUX_AFTER:
             aux = aux_head(x, classes=classes, classifier_activation=classifier_activation)
 
-    return common.finish_model(
+    model = common.finish_model(
         inputs,
         x,
         {"aux1": aux} if aux_logits else None,
         name=name,
-        weights=weights,
+        weights=None if imagenet else weights,
         include_top=include_top,
         pooling=pooling,
         classes=classes,
@@ -285,3 +321,6 @@ def InceptionV3(
         dropout=dropout,
         aux_loss_weight=aux_loss_weight,
     )
+    if weights_file is not None:
+        keras_applications.load_keras_applications(model, weights_file, "inception_v3")
+    return model

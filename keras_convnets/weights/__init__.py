@@ -3,14 +3,16 @@
 Two checkpoint sets fit our architectures exactly, one converter each:
 
 - `keras_convnets.weights.keras_applications`: keras.applications' ResNet50/101/152 (`stride_in="1x1"`, projection
-  shortcuts "B"), also behind `weights="imagenet"`; conv biases and batch-norm epsilons are folded exactly.
+  shortcuts "B") and InceptionV3 (`count_include_pad=False`), also behind `weights="imagenet"`; conv biases and
+  batch-norm epsilons are folded exactly.
 - `keras_convnets.weights.torchvision`: torchvision state dicts for ResNet-18/34/50/101/152 (`stride_in="3x3"`),
   GoogLeNet (`variant="torchvision"`) and Inception v3.
 
-Layers are matched by name and every tensor is checked for shape; a checkpoint of another architecture is refused
+Layers are matched by name (keras.applications' InceptionV3, whose names are automatic: by their place in the
+graph) and every tensor is checked for shape; a checkpoint of another architecture is refused
 with the first mismatched tensor and both shapes. Preprocessing that matches each weight set
-(`keras_convnets.preprocess_input`, `preprocessing_mode`): `"caffe"` for the keras.applications ResNets, `"torch"`
-for torchvision's ResNets, `"tf"` for torchvision's GoogLeNet and Inception v3.
+(`keras_convnets.preprocess_input`, `preprocessing_mode`): `"caffe"` for the keras.applications ResNets, `"tf"` for
+its InceptionV3, `"torch"` for torchvision's ResNets, `"tf"` for torchvision's GoogLeNet and Inception v3.
 """
 
 from keras_convnets.weights._common import fix_builder_options, resnet_architecture

@@ -1,11 +1,19 @@
-"""keras.applications' ImageNet ResNets (50, 101, 152) loaded into our ResNet builder.
+"""keras.applications' ImageNet ResNets (50, 101, 152) and InceptionV3 loaded into our builders.
 
 The same files, addresses and hashes as keras.applications, fetched and cached by `keras.utils.get_file`
-(`~/.keras/models/`, shared with keras.applications), built with `stride_in="1x1"` and projection shortcuts "B".
-Their convolutions carry biases and ours do not: a conv bias `b` followed by batch norm is folded into the norm's
-moving mean (`mean' = mean - b`), which is exact. A different batch-norm epsilon is folded into the moving variance
-(`var' = var + eps_source - eps_ours`), also exact, so any `bn_epsilon` loads. Preprocess with
-`preprocess_input(x, mode="caffe")`.
+(`~/.keras/models/`, shared with keras.applications).
+
+- ResNets: built with `stride_in="1x1"` and projection shortcuts "B", layers matched by name. Their convolutions
+  carry biases and ours do not: a conv bias `b` followed by batch norm is folded into the norm's moving mean
+  (`mean' = mean - b`), which is exact. A different batch-norm epsilon is folded into the moving variance
+  (`var' = var + eps_source - eps_ours`), also exact, so any `bn_epsilon` loads. Preprocess with
+  `preprocess_input(x, mode="caffe")`.
+- InceptionV3 (TF-slim's architecture, ours with `count_include_pad=False`): its layers have automatic names
+  (`conv2d_17`, `batch_normalization_17`), so each is matched to ours by its place in the graph: both models are
+  walked from the output, inputs in order, and list their convolutions and batch norms in the same order (the
+  order in which keras.applications creates them). Its batch norms have no scale: gamma loads as 1. It has no
+  auxiliary classifier: our `aux1` head, if built, keeps its initial weights and a warning says so. Preprocess with
+  `preprocess_input(x, mode="tf")` ([-1, 1]).
 """
 
 from __future__ import annotations
@@ -14,11 +22,13 @@ import dataclasses
 import os
 import re
 import types
+import warnings
 from typing import Any, Callable, Mapping
 
 import keras
 import numpy as np
 
+from keras_convnets.models.aux import strip_aux
 from keras_convnets.models.registry import get_builder
 from keras_convnets.models.resnet_specs import IMAGENET_SPECS
 from keras_convnets.weights._common import (
@@ -36,7 +46,10 @@ __all__ = [
     "KERAS_APPLICATIONS_BN_EPSILON",
     "KERAS_APPLICATIONS_FILES",
     "KERAS_APPLICATIONS_MODELS",
+    "KERAS_APPLICATIONS_PREPROCESSING",
+    "KERAS_INCEPTION_V3_BASE_URL",
     "WeightsFile",
+    "check_imagenet_options",
     "from_keras_applications",
     "keras_applications_file",
     "load_imagenet",
@@ -45,16 +58,18 @@ __all__ = [
 ]
 
 KERAS_APPLICATIONS_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+KERAS_INCEPTION_V3_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 BASE_URL_ENVIRONMENT_VARIABLE = "KERAS_CONVNETS_WEIGHTS_URL"
 KERAS_APPLICATIONS_BN_EPSILON = 1.001e-5
 
 
 @dataclasses.dataclass(frozen=True)
 class WeightsFile:
-    """One keras.applications weights file: its name under the base address and its md5 hash."""
+    """One keras.applications weights file: its name under its base address, its md5 hash and that address."""
 
     file_name: str
     file_hash: str
+    base_url: str = KERAS_APPLICATIONS_BASE_URL
 
 
 def _resnet_files(name: str, top_hash: str, notop_hash: str) -> dict[tuple[str, bool], WeightsFile]:
@@ -65,15 +80,60 @@ def _resnet_files(name: str, top_hash: str, notop_hash: str) -> dict[tuple[str, 
     }
 
 
-# keras.applications `resnet.py`: BASE_WEIGHTS_PATH and WEIGHTS_HASHES, keyed by (model name, include_top).
+_INCEPTION_V3_STEM = "inception_v3_weights_tf_dim_ordering_tf_kernels"
+
+# keras.applications `resnet.py` (BASE_WEIGHTS_PATH, WEIGHTS_HASHES) and `inception_v3.py` (WEIGHTS_PATH,
+# WEIGHTS_PATH_NO_TOP and the hashes given to get_file), keyed by (model name, include_top).
 KERAS_APPLICATIONS_FILES: Mapping[tuple[str, bool], WeightsFile] = types.MappingProxyType(
     {
         **_resnet_files("resnet50", "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
         **_resnet_files("resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"),
         **_resnet_files("resnet152", "100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+        ("inception_v3", True): WeightsFile(
+            f"{_INCEPTION_V3_STEM}.h5", "9a0d58056eeedaa3f26cb7ebd46da564", KERAS_INCEPTION_V3_BASE_URL
+        ),
+        ("inception_v3", False): WeightsFile(
+            f"{_INCEPTION_V3_STEM}_notop.h5", "bcbd6486424b2319ff4ef7d526e38f63", KERAS_INCEPTION_V3_BASE_URL
+        ),
     }
 )
-KERAS_APPLICATIONS_MODELS = ("resnet50", "resnet101", "resnet152")
+KERAS_APPLICATIONS_MODELS = ("resnet50", "resnet101", "resnet152", "inception_v3")
+# The `preprocess_input` mode of each weight set: keras.applications' ResNets take BGR minus the ImageNet mean
+# ("caffe"), its InceptionV3 pixels scaled to [-1, 1] ("tf").
+KERAS_APPLICATIONS_PREPROCESSING: Mapping[str, str] = types.MappingProxyType(
+    {"resnet50": "caffe", "resnet101": "caffe", "resnet152": "caffe", "inception_v3": "tf"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Family:
+    """How one keras.applications model maps onto our builder."""
+
+    reference: Callable[..., keras.Model]  # the keras.applications builder
+    reference_size: int  # the smallest input side it accepts (any size holds the same weights)
+    required: Mapping[str, Any]  # our builder options its weights need
+    defaults: Mapping[str, Any]  # our builder defaults when loading (changeable)
+
+
+def _families() -> dict[str, _Family]:
+    def resnet(builder):
+        return _Family(builder, 32, resnet_architecture("1x1"), {"bn_epsilon": KERAS_APPLICATIONS_BN_EPSILON})
+
+    return {
+        "resnet50": resnet(keras.applications.ResNet50),
+        "resnet101": resnet(keras.applications.ResNet101),
+        "resnet152": resnet(keras.applications.ResNet152),
+        "inception_v3": _Family(
+            keras.applications.InceptionV3, 75, {"count_include_pad": False}, {"aux_logits": False}
+        ),
+    }
+
+
+def check_imagenet_options(model_name: str, **options: Any) -> None:
+    """Refuse builder options that the keras.applications ImageNet weights of `model_name` cannot fill (a
+    `ValueError` naming the option and the value they need)."""
+    key = model_key(model_name, KERAS_APPLICATIONS_MODELS, "keras.applications")
+    fix_builder_options("keras.applications ImageNet", _families()[key].required, options)
 
 
 def resnet_imagenet_name(spec: Any, **options: Any) -> str:
@@ -84,10 +144,10 @@ def resnet_imagenet_name(spec: Any, **options: Any) -> str:
     if name not in KERAS_APPLICATIONS_MODELS:
         raise ValueError(
             "`weights='imagenet'` is available for ResNet50, ResNet101 and ResNet152 (keras.applications "
-            "weights); other models can load torchvision checkpoints with "
+            "weights), and for InceptionV3; other models can load torchvision checkpoints with "
             "`keras_convnets.weights.from_torchvision`. Received: weights='imagenet'"
         )
-    fix_builder_options("keras.applications ImageNet", resnet_architecture("1x1"), options)
+    check_imagenet_options(name, **options)
     return name
 
 
@@ -101,11 +161,11 @@ def keras_applications_file(
     """The local path of a keras.applications weights file, downloaded once and checked by its hash.
 
     `base_url` (default: the environment variable `KERAS_CONVNETS_WEIGHTS_URL`, else
-    keras.applications' address) can point at a mirror, e.g. `file:///data/weights/`.
+    keras.applications' address) can point at a mirror holding the files by name, e.g. `file:///data/weights/`.
     """
     key = model_key(model_name, KERAS_APPLICATIONS_MODELS, "keras.applications")
     entry = KERAS_APPLICATIONS_FILES[(key, bool(include_top))]
-    base_url = base_url or os.environ.get(BASE_URL_ENVIRONMENT_VARIABLE) or KERAS_APPLICATIONS_BASE_URL
+    base_url = base_url or os.environ.get(BASE_URL_ENVIRONMENT_VARIABLE) or entry.base_url
     origin = base_url.rstrip("/") + "/" + entry.file_name
     if cache_dir is not None:
         os.makedirs(cache_dir, exist_ok=True)  # get_file falls back to /tmp/.keras for a missing directory
@@ -126,17 +186,8 @@ def keras_applications_file(
         ) from error
 
 
-def _reference_input_shape() -> tuple[int, int, int]:
-    """Any input size holds the same weights: the smallest keras.applications accepts."""
-    return (32, 32, 3) if keras.config.image_data_format() == "channels_last" else (3, 32, 32)
-
-
-def _keras_applications_builder(key: str) -> Callable[..., keras.Model]:
-    return {
-        "resnet50": keras.applications.ResNet50,
-        "resnet101": keras.applications.ResNet101,
-        "resnet152": keras.applications.ResNet152,
-    }[key]
+def _reference_input_shape(side: int) -> tuple[int, int, int]:
+    return (side, side, 3) if keras.config.image_data_format() == "channels_last" else (3, side, side)
 
 
 def _file_has_top(path: str) -> bool:
@@ -176,8 +227,9 @@ def _keras_source_model(source: Any, key: str) -> keras.Model:
             return keras.saving.load_model(path, compile=False)
         except Exception as error:  # a broken zip or config surfaces as several exception types
             raise ValueError(f"`source` {path!r} cannot be loaded as a Keras model: {error}") from error
-    reference = _keras_applications_builder(key)(
-        include_top=_file_has_top(path), weights=None, input_shape=_reference_input_shape()
+    family = _families()[key]
+    reference = family.reference(
+        include_top=_file_has_top(path), weights=None, input_shape=_reference_input_shape(family.reference_size)
     )
     try:
         reference.load_weights(path)
@@ -186,57 +238,142 @@ def _keras_source_model(source: Any, key: str) -> keras.Model:
     return reference
 
 
+def _layer_arrays(layer: keras.layers.Layer) -> tuple[dict[str, np.ndarray], float | None]:
+    """A source layer's variables by role and, for batch norm, its epsilon. A batch norm without scale
+    (`scale=False`, as in keras.applications' InceptionV3) has gamma 1; one without center has beta 0."""
+    if isinstance(layer, keras.layers.BatchNormalization):
+        mean = np.asarray(layer.moving_mean.numpy())
+        arrays = {"moving_mean": mean, "moving_variance": np.asarray(layer.moving_variance.numpy())}
+        arrays["gamma"] = np.ones_like(mean) if layer.gamma is None else np.asarray(layer.gamma.numpy())
+        arrays["beta"] = np.zeros_like(mean) if layer.beta is None else np.asarray(layer.beta.numpy())
+        return arrays, layer.epsilon
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+        roles = {"kernel": layer.kernel, "bias": layer.bias}
+        return {k: np.asarray(v.numpy()) for k, v in roles.items() if v is not None}, None
+    raise ValueError(f"Layer {layer.name!r} of the source ({type(layer).__name__}) cannot be converted.")
+
+
 def _keras_layer_values(source: keras.Model) -> LayerValues:
     """Per layer name: its variables by role and, for batch norm, its epsilon."""
-    values = {}
-    for layer in source.layers:
-        if not layer.weights:
+    return {layer.name: _layer_arrays(layer) for layer in source.layers if layer.weights}
+
+
+def _weighted_layers_in_graph_order(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers with weights that lead to the model's (first) output, in depth-first post-order with each layer's
+    inputs visited in order: a layer comes after everything it reads, and the branches of a concatenation come one
+    after the other in the concatenation's order. For keras.applications' InceptionV3 this is the order in which
+    its code creates the layers; for ours (the same graph) the same order."""
+    producers = {}
+    for layer in model.layers:
+        try:
+            producers[id(layer.output)] = layer
+        except (AttributeError, ValueError):  # a layer used at several places has no single output
             continue
-        if isinstance(layer, keras.layers.BatchNormalization):
-            roles = {
-                "gamma": layer.gamma,
-                "beta": layer.beta,
-                "moving_mean": layer.moving_mean,
-                "moving_variance": layer.moving_variance,
-            }
-            values[layer.name] = ({k: np.asarray(v.numpy()) for k, v in roles.items() if v is not None}, layer.epsilon)
-        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            roles = {"kernel": layer.kernel, "bias": layer.bias}
-            values[layer.name] = ({k: np.asarray(v.numpy()) for k, v in roles.items() if v is not None}, None)
-        else:
-            raise ValueError(f"Layer {layer.name!r} of the source ({type(layer).__name__}) cannot be converted.")
+    order: list[keras.layers.Layer] = []
+    done: set[int] = set()
+    stack = [(producers[id(model.outputs[0])], False)]
+    while stack:
+        layer, expanded = stack.pop()
+        if id(layer) in done:
+            continue
+        if expanded:
+            done.add(id(layer))
+            order.append(layer)
+            continue
+        stack.append((layer, True))
+        inputs = layer.input
+        inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        for tensor in reversed(inputs):  # the first input ends on top of the stack: visited first
+            parent = producers.get(id(tensor))
+            if parent is not None and id(parent) not in done:
+                stack.append((parent, False))
+    return [layer for layer in order if layer.weights]
+
+
+def _kind(layer: keras.layers.Layer) -> str:
+    for kind, cls in (("batch norm", keras.layers.BatchNormalization), ("conv", keras.layers.Conv2D)):
+        if isinstance(layer, cls):
+            return kind
+    return type(layer).__name__
+
+
+def _values_by_graph_order(source: keras.Model, target: keras.Model, label: str, *, top: bool) -> LayerValues:
+    """Our layer names -> the arrays of the source layer at the same place in the graph (without the source's
+    `predictions` layer when `top` is False)."""
+    theirs = [layer for layer in _weighted_layers_in_graph_order(source) if top or layer.name != "predictions"]
+    ours = _weighted_layers_in_graph_order(target)
+    if len(theirs) != len(ours):
+        raise ValueError(
+            f"The {label} source has {len(theirs)} layers with weights and model {target.name!r} has {len(ours)}: "
+            "they belong to another architecture."
+        )
+    values: LayerValues = {}
+    for mine, source_layer in zip(ours, theirs):
+        if _kind(mine) != _kind(source_layer):
+            raise ValueError(
+                f"Layer {mine.name!r} of model {target.name!r} ({_kind(mine)}) sits where the {label} source has "
+                f"{source_layer.name!r} ({_kind(source_layer)}): they belong to another architecture."
+            )
+        values[mine.name] = _layer_arrays(source_layer)
     return values
 
 
 def load_keras_applications(model: keras.Model, source: Any, model_name: str) -> keras.Model:
-    """Copy the weights of a keras.applications model (or weights file) into our `model`, in place."""
+    """Copy the weights of a keras.applications model (or weights file) into our `model`, in place.
+
+    The ResNets' layers are matched by name, InceptionV3's by their place in the graph (see the module
+    docstring); our Inception v3's auxiliary head, which keras.applications lacks, keeps its weights (a warning).
+    """
     key = model_key(model_name, KERAS_APPLICATIONS_MODELS, "keras.applications")
-    reference = _keras_source_model(source, key)
-    values = _keras_layer_values(reference)
     label = f"keras.applications {key}"
-    if not has_layer(model, "predictions"):
-        values.pop("predictions", None)
-    elif "predictions" not in values:
+    if key == "inception_v3" and any(re.fullmatch(r"mixed\w+_pool_pad", layer.name) for layer in model.layers):
+        raise ValueError(
+            f"The {label} weights need `count_include_pad=False` (TF-slim's average pools leave the padding out of "
+            f"the average): model {model.name!r} was built with `count_include_pad=True`."
+        )
+    reference = _keras_source_model(source, key)
+    top = has_layer(model, "predictions")
+    if top and not has_layer(reference, "predictions"):
         raise ValueError(
             f"The {label} source has no `predictions` layer (a no-top file): build the model with `include_top=False`."
         )
-    assign(model, values, label)
+    if key == "inception_v3":
+        target = strip_aux(model)
+        values = _values_by_graph_order(reference, target, label, top=top)
+    else:
+        target = model
+        values = _keras_layer_values(reference)
+        if not top:
+            values.pop("predictions", None)
+    assign(target, values, label)
+    left = [layer.name for layer in model.layers if layer.weights and layer.name not in values]
+    if left:
+        warnings.warn(
+            f"The {label} weights have no auxiliary classifier: the {len(left)} layers of the auxiliary head of "
+            f"model {model.name!r} ({', '.join(left[:3])}, ...) keep their random initial weights. Build with "
+            "`aux_logits=False` for inference, or train the head.",
+            stacklevel=2,
+        )
     return model
 
 
 def from_keras_applications(source: Any, model_name: str, **builder_kwargs: Any) -> keras.Model:
-    """Our `model_name` ("resnet50", "resnet101" or "resnet152") with the weights of `source`: a
+    """Our `model_name` ("resnet50", "resnet101", "resnet152" or "inception_v3") with the weights of `source`: a
     keras.applications model, or one of its weights files (`.h5` as keras.applications ships them,
     `.weights.h5`, or a saved `.keras` model).
 
-    `builder_kwargs` go to the builder (`include_top`, `input_shape`, `pooling`, ...); `bn_epsilon`
-    defaults to keras.applications' 1.001e-5. Use `preprocess_input(x, mode="caffe")` on raw pixels.
+    `builder_kwargs` go to the builder (`include_top`, `input_shape`, `pooling`, ...). The ResNets' `bn_epsilon`
+    defaults to keras.applications' 1.001e-5; Inception v3 is built with `count_include_pad=False` and, by
+    default, `aux_logits=False`. Preprocess raw pixels with `preprocess_input(x, mode=...)`, the mode
+    `KERAS_APPLICATIONS_PREPROCESSING[model_name]`: "caffe" for the ResNets, "tf" for InceptionV3.
     """
     key = model_key(model_name, KERAS_APPLICATIONS_MODELS, "keras.applications")
     if "weights" in builder_kwargs:
         raise TypeError("`weights` is not an argument of `from_keras_applications`: the weights come from `source`.")
-    builder_kwargs.setdefault("bn_epsilon", KERAS_APPLICATIONS_BN_EPSILON)
-    fix_builder_options("keras.applications", resnet_architecture("1x1"), builder_kwargs)
+    family = _families()[key]
+    for argument, value in family.defaults.items():
+        builder_kwargs.setdefault(argument, value)
+    fix_builder_options("keras.applications", family.required, builder_kwargs)
     reference = _keras_source_model(source, key)  # a bad file fails before our model is built
     model = get_builder(key)(**builder_kwargs)
     return load_keras_applications(model, reference, key)

@@ -20,7 +20,7 @@ import numpy as np
 from keras_convnets.models.registry import get_builder
 from keras_convnets.utils.validation import check_choice
 from keras_convnets.weights._common import LayerValues, assign, fix_builder_options, model_key, resnet_architecture
-from keras_convnets.weights.keras_applications import KERAS_APPLICATIONS_MODELS
+from keras_convnets.weights.keras_applications import KERAS_APPLICATIONS_MODELS, KERAS_APPLICATIONS_PREPROCESSING
 
 __all__ = [
     "TORCHVISION_RESNETS",
@@ -195,7 +195,12 @@ def _torchvision_families() -> dict[str, TorchvisionFamily]:
         "tf",
     )
     inception_v3 = TorchvisionFamily(
-        lambda name: _unit_layer(name, _inception_v3_unit), 1e-3, {}, {"aux_logits": False}, ("fc.", "AuxLogits."), "tf"
+        lambda name: _unit_layer(name, _inception_v3_unit),
+        1e-3,
+        {"count_include_pad": True},  # torchvision's avg_pool2d(3, 1, padding=1) divides by 9 at the border too
+        {"aux_logits": False},
+        ("fc.", "AuxLogits."),
+        "tf",
     )
     return {**{name: resnet for name in TORCHVISION_RESNETS}, "googlenet": googlenet, "inception_v3": inception_v3}
 
@@ -323,6 +328,5 @@ def preprocessing_mode(model_name: str, source: str = "torchvision") -> str:
     "keras.applications")."""
     check_choice("source", source, ("torchvision", "keras.applications"))
     if source == "keras.applications":
-        model_key(model_name, KERAS_APPLICATIONS_MODELS, source)
-        return "caffe"
+        return KERAS_APPLICATIONS_PREPROCESSING[model_key(model_name, KERAS_APPLICATIONS_MODELS, source)]
     return _torchvision_families()[model_key(model_name, tuple(_torchvision_families()), source)].preprocessing
