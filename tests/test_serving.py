@@ -107,6 +107,12 @@ def test_evaluation_transform_of_files_is_the_evaluation_pipelines(tmp_path, aug
     served = np.stack([export.load_image(p, (SIZE, SIZE, 3), augmentation=augmentation) for p in paths])
     assert served.shape == (4, SIZE, SIZE, 3) and served.dtype == np.float32
     np.testing.assert_array_equal(served, expected)  # the same pixels, bit for bit
+    # a decoded array through evaluation_transform: the same transform (the pipeline's fused JPEG decode of "scale"
+    # crops before resizing, equal up to float rounding: one level at most)
+    arrays = np.stack(
+        [serving.evaluation_transform(serving.read_image(p), augmentation=augmentation, size=SIZE) for p in paths]
+    )
+    assert np.abs(arrays.astype("float32") - expected).max() <= (1 if augmentation == "scale" else 0)
     whole = np.stack([export.load_image(p, (SIZE, SIZE, 3)) for p in paths])
     differs = np.abs(whole[:3] - expected[:3]).max(axis=(1, 2, 3))
     if augmentation in ("scale", "inception"):  # the centre crop is not the whole image resized

@@ -5,8 +5,10 @@ run's augmentation, so that `convnets predict` and int8 calibration see the imag
   (`tf.io.decode_image(channels=3, expand_animations=False)`): grayscale (L, LA) is repeated to 3 channels, alpha
   is dropped (not composited), palette (P) images are expanded to their colours, 16-bit PNGs keep their high byte
   (v >> 8), an animated GIF gives its first frame. `as_rgb` does the same to an array.
-- The evaluation transform (`evaluation_transform`), `keras_convnets.data.augment.eval_transform` as `eval_pipeline`
-  applies it, rounded to uint8 as evaluation stores it:
+- Files (`evaluation_images`) go through `eval_pipeline` itself, as the test split of an image folder of those
+  files: they get exactly the pixels an evaluation of that folder gets, however the pipeline decodes them.
+- A decoded image (`evaluation_transform`) goes through `keras_convnets.data.augment.eval_transform` as
+  `eval_pipeline` applies it to decoded images (arrays, streams), rounded to uint8 as evaluation stores it:
   - `"crop_flip"`, `"none"` (and None, a run that records no recipe): the whole image resized to the model's size;
   - `"scale"`: the shorter side resized to round(size * 256 / 224), the central size x size crop (He et al. 2016,
     Section 3.4: shorter side 256, centre 224);
@@ -23,12 +25,21 @@ from __future__ import annotations
 import os
 from typing import Any, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_convnets.data.augment import AUGMENTATIONS, _resize_square, _to_uint8, eval_transform
-from keras_convnets.data.dataset import decode_image
+from keras_convnets.data.dataset import ImageData, decode_image, files_dataset
 
-__all__ = ["DECODING", "as_rgb", "describe_transform", "evaluation_card", "evaluation_transform", "read_image"]
+__all__ = [
+    "DECODING",
+    "as_rgb",
+    "describe_transform",
+    "evaluation_card",
+    "evaluation_images",
+    "evaluation_transform",
+    "read_image",
+]
 
 DECODING = (
     "RGB as training decodes image files: grayscale repeated to 3 channels, alpha dropped, palette expanded, "
@@ -127,3 +138,37 @@ def read_image(path: str | os.PathLike) -> tf.Tensor:
         raise ValueError(
             f"`image` could not be decoded (JPEG, PNG, GIF or BMP expected). Received: image={path!r}"
         ) from error
+
+
+def evaluation_images(
+    paths: Sequence[str | os.PathLike], *, augmentation: str | None, size: int | Sequence[int]
+) -> np.ndarray:
+    """Image files (JPEG, PNG, GIF, BMP) -> the uint8 (N, height, width, 3) images evaluation feeds the model under
+    `augmentation` (None: the whole image resized), in their order: `eval_pipeline` run on them as the test split
+    of an image folder, so that they equal what an evaluation of that folder sees, bit for bit. A non-square `size`
+    (a model no recipe trained) resizes the whole image with `evaluation_transform`. A missing file is a
+    `FileNotFoundError`, one that does not decode a `ValueError` naming it."""
+    from keras_convnets.data.pipelines import eval_pipeline
+
+    _check_augmentation(augmentation)
+    height, width = _size_pair(size, augmentation)
+    paths = [os.fspath(p) for p in paths]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No such image: {path!r}")
+    if not paths:
+        return np.zeros((0, height, width, 3), "uint8")
+    if height != width:
+        return np.stack([evaluation_transform(read_image(p), augmentation=None, size=(height, width)) for p in paths])
+    labels = np.zeros(len(paths), "int32")
+    files = (np.asarray(paths, dtype=object), labels)
+    split = files_dataset(*files)
+    folder = ImageData("files", split, split, len(paths), len(paths), ["0"], train_files=files, test_files=files)
+    ds = eval_pipeline(folder, batch_size=64, image_size=height, augmentation=augmentation or "none", cache=False)
+    batches = [x for x, _ in ds.as_numpy_iterator()]
+    images = np.concatenate(batches) if batches else np.zeros((0, height, width, 3), "float32")
+    if len(images) != len(paths):  # the pipeline drops what does not decode: name it
+        for path in paths:
+            read_image(path)
+        raise ValueError(f"`paths` gave {len(images)} images for {len(paths)} files. Received: paths={paths!r}")
+    return images.astype("uint8")

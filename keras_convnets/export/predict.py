@@ -21,10 +21,17 @@ __all__ = ["IMAGE_EXTENSIONS", "Predictor", "dataset_images", "directory_images"
 
 def load_image(path: str | os.PathLike, size: Sequence[int], *, augmentation: str | None = None) -> np.ndarray:
     """An image file (JPEG, PNG, GIF, BMP) as the float32 raw pixels (H, W, 3) a model of input `size` (H, W, C)
-    is fed: decoded as training decodes image folders (grayscale repeated, alpha dropped, palette expanded, 16-bit
-    to 8), then the evaluation transform of `augmentation` (`keras_convnets.data.serving`; None or "none": the whole
-    image resized)."""
-    from keras_convnets.data.serving import evaluation_transform, read_image
+    is fed: what the evaluation pipeline of `augmentation` gives for it (`keras_convnets.data.serving`: decoded as
+    training decodes image folders, grayscale repeated, alpha dropped, palette expanded, 16-bit to 8; then the
+    central crop of "scale" or "inception", or for None, "none" and "crop_flip" the whole image resized)."""
+    return load_images([path], size, augmentation=augmentation)[0]
+
+
+def load_images(
+    paths: Sequence[str | os.PathLike], size: Sequence[int], *, augmentation: str | None = None
+) -> np.ndarray:
+    """`load_image` of several files, through one evaluation pipeline: float32 (N, H, W, 3)."""
+    from keras_convnets.data.serving import evaluation_images
 
     height, width, channels = size
     if channels != 3:
@@ -32,8 +39,7 @@ def load_image(path: str | os.PathLike, size: Sequence[int], *, augmentation: st
             f"`size` must have 3 channels: image files are decoded to RGB, as training decodes them. "
             f"Received: size={tuple(size)}"
         )
-    image = evaluation_transform(read_image(path), augmentation=augmentation, size=(height, width))
-    return image.numpy().astype("float32")
+    return evaluation_images(paths, augmentation=augmentation, size=(height, width)).astype("float32")
 
 
 def _find_card(here: str) -> tuple[dict | None, str | None]:
@@ -113,7 +119,7 @@ class Predictor:
 
     def load_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
         """The image files as the model is fed them: `load_image` with the export's evaluation transform."""
-        return np.stack([load_image(p, self.input_shape, augmentation=self.augmentation) for p in paths])
+        return load_images(paths, self.input_shape, augmentation=self.augmentation)
 
     def predict_files(self, paths: Sequence[str | os.PathLike], k: int = 5) -> list[list[tuple[str, float]]]:
         return self.top_k(self(self.load_files(paths)), k)
@@ -147,7 +153,7 @@ def directory_images(
             f"`representative_dir` holds no images ({', '.join(IMAGE_EXTENSIONS)}). Received: {directory!r}"
         )
     order = np.random.default_rng(seed).permutation(len(files))[:count]
-    return np.stack([load_image(files[i], shape, augmentation=augmentation) for i in order])
+    return load_images([files[i] for i in order], shape, augmentation=augmentation)
 
 
 def dataset_images(
