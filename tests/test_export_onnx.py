@@ -174,7 +174,7 @@ def test_static_int8_onnx_meets_top1_agreement(trained, onnx_file, tmp_path):
     )
     assert parity.artifact == "onnx_int8" and parity.metric == "top1_agreement" and parity.threshold == 0.98
     assert parity.images == 50 and parity.top1_agreement >= 0.98  # measured 1.0
-    assert 0 < parity.max_abs_diff < 0.05  # quantized: not equal, close (measured 0.002)
+    assert 0 < parity.max_abs_diff < 0.05  # quantized: not equal, close (measured 0.0058)
     assert os.listdir(tmp_path) == ["model_int8.onnx"]
     assert {"QuantizeLinear", "DequantizeLinear"} <= op_types(path)
     assert os.path.getsize(path) < 0.5 * os.path.getsize(onnx_file[0])  # int8 weights (measured 0.37x)

@@ -8,9 +8,12 @@ float32 (ONNX Runtime's CPU kernels take no bfloat16 convolutions): it is rebuil
 the same weights, and measured against that float32 Keras model.
 
 `"int8"` (`model_int8.onnx`): static quantization by `onnxruntime.quantization` in the QDQ format, int8 weights
-(per output channel) and int8 activations whose ranges are calibrated (min/max) on representative images; the
+(per output channel) and uint8 activations whose ranges are calibrated (min/max) on representative images; the
 file keeps float32 `images` in and float32 outputs. It is checked by top-1 agreement with Keras on held-out
-images, as the TFLite int8 file is.
+images, as the TFLite int8 file is. uint8 activations with int8 weights (U8S8) run on ONNX Runtime's x86
+integer kernels (`python -m benchmarks.infer --formats keras,onnx_float32,onnx_int8` compares them); ONNX
+Runtime's documentation notes that U8S8 can saturate on x86 CPUs without VNNI, and the parity check runs on the
+exporting machine's CPU.
 
 The packages are optional: `pip install "keras_convnets[onnx]"` (tf2onnx, onnx, onnxruntime).
 """
@@ -143,7 +146,7 @@ def convert_onnx(graph: InferenceGraph, *, opset: int = ONNX_OPSET) -> bytes:
 
 
 def quantize_onnx_int8(content: bytes, calibration: np.ndarray, scratch: str) -> bytes:
-    """Static int8 quantization (QDQ, int8 weights per channel, int8 activations, min/max ranges calibrated on
+    """Static int8 quantization (QDQ, int8 weights per channel, uint8 activations, min/max ranges calibrated on
     `calibration`, raw-pixel images) of a float32 ONNX model; files go under `scratch`."""
     from onnxruntime import quantization
 
@@ -168,7 +171,7 @@ def quantize_onnx_int8(content: bytes, calibration: np.ndarray, scratch: str) ->
         target,
         reader,
         quant_format=quantization.QuantFormat.QDQ,
-        activation_type=quantization.QuantType.QInt8,
+        activation_type=quantization.QuantType.QUInt8,
         weight_type=quantization.QuantType.QInt8,
         per_channel=True,
     )
