@@ -16,7 +16,7 @@ from keras_convnets.export.staging import BUNDLE_MARKER
 from keras_convnets.export.tflite import TFLiteModel, tflite_filename
 from keras_convnets.utils.validation import check_int
 
-__all__ = ["IMAGE_EXTENSIONS", "Predictor", "dataset_images", "directory_images", "load_image"]
+__all__ = ["IMAGE_EXTENSIONS", "Predictor", "dataset_images", "directory_images", "load_image", "load_images"]
 
 
 def load_image(path: str | os.PathLike, size: Sequence[int], *, augmentation: str | None = None) -> np.ndarray:
