@@ -359,3 +359,17 @@ def test_cli_format_all_and_bad_onnx_quantize(run_dir, tmp_path, monkeypatch, ca
     assert main(["export", str(run_dir), "--format", "onnx", "--onnx-quantize", "int8"]) == 2
     assert "`--onnx-quantize int8` needs representative images" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+@needs_onnx
+@pytest.mark.slow  # converts and quantizes a ResNet-20, then times it
+def test_inference_benchmark_runs_the_onnx_forms():
+    from benchmarks import common, infer
+
+    report = infer.benchmark("resnet20", formats=("keras", "onnx_float32", "onnx_int8"), smoke=True)
+    headers, rows = common.parse_markdown_table(report)
+    assert headers == ["form", "batch-1 latency ms", "batch-2 img/s", "vs Keras float32 (batch)", "file MB"]
+    assert [row[0] for row in rows] == ["keras", "onnx_float32", "onnx_int8"]
+    sizes = [float(row[4]) for row in rows[1:]]
+    assert 0 < sizes[1] < 0.5 * sizes[0]  # int8 weights: 0.36 MB against 1.09 MB measured
+    assert all(float(row[2].replace(",", "")) > 0 for row in rows)
