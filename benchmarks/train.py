@@ -3,6 +3,7 @@
     python -m benchmarks.train                      # ResNet-20, ResNet-50, GoogLeNet; float32 and mixed bfloat16
     python -m benchmarks.train --models resnet20 --rounds 5
     python -m benchmarks.train --smoke              # one tiny step of each configuration (what the tests run)
+    python -m benchmarks.train --steps-per-execution 1,4,16,32   # `fit` with N steps per execution, side by side
 
 "Our training step" is what `keras_convnets.train` compiles: the registered model built under the dtype policy,
 the model's recipe's optimizer (weight decay included) and loss, `metrics=["accuracy"]`, `jit_compile` as
@@ -43,6 +44,11 @@ WORKLOADS = {
     "resnet50": Workload("resnet50", 224, 32, 1000, applications=True),
     "googlenet": Workload("googlenet", 224, 32, 1000),
 }
+# the trainer's batches for ResNet-20: the digits' suggestion (64) and the CIFAR recipe's (128, Fashion-MNIST)
+STEPS_PER_EXECUTION_WORKLOADS = {
+    "digits": Workload("resnet20", 32, 64, 10),
+    "fashion": Workload("resnet20", 32, 128, 10),
+}
 SMOKE_WORKLOADS = {
     "resnet20": Workload("resnet20", 32, 4, 10),
     "resnet50": Workload("resnet50", 32, 2, 10, applications=True),
@@ -62,7 +68,7 @@ def dtype_policy(policy: str):
         keras.config.set_dtype_policy(previous)
 
 
-def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
+def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto", steps_per_execution: int = 1):
     """Compile `model` as `keras_convnets.train` does for the registered model `name`."""
     from keras_convnets import trainer
     from keras_convnets.trainer import recipes
@@ -78,20 +84,32 @@ def compile_like_trainer(model, name: str, *, batch: int, jit_compile="auto"):
         loss=loss,
         metrics=["accuracy"],
         jit_compile=trainer.resolve_jit_compile(jit_compile),
+        steps_per_execution=steps_per_execution,
     )
     return model
 
 
-def keras_step(model, workload: Workload, *, on_device: bool = True):
-    """`run(steps)`: `steps` calls of the model's compiled train function on one fixed batch."""
+def fixed_batch(workload: Workload):
+    """One batch of random images (0..255) and labels, the same for every configuration."""
     import numpy as np
-    import tensorflow as tf
 
     rng = np.random.default_rng(0)
     images = (rng.random((workload.batch, workload.size, workload.size, 3)) * 255).astype("float32")
     labels = rng.integers(0, workload.classes, workload.batch).astype("int32")
+    return images, labels
+
+
+def keras_step(model, workload: Workload, *, on_device: bool = True, strategy=None):
+    """`run(calls)`: `calls` calls of the model's compiled train function on one fixed batch (each call runs
+    `model.steps_per_execution` steps). Under a strategy of several replicas the batch is the global one, split
+    over them by `experimental_distribute_dataset` as `fit` does."""
+    import tensorflow as tf
+
+    images, labels = fixed_batch(workload)
     ds = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    if on_device and tf.config.list_physical_devices("GPU"):  # keep the fixed batch on the GPU: no copy per step
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        iterator = iter(strategy.experimental_distribute_dataset(ds))
+    elif on_device and tf.config.list_physical_devices("GPU"):  # keep the fixed batch on the GPU: no copy per step
         ds = ds.apply(tf.data.experimental.copy_to_device("/gpu:0"))
         with tf.device("/gpu:0"):
             iterator = iter(ds.prefetch(1))
@@ -100,8 +118,8 @@ def keras_step(model, workload: Workload, *, on_device: bool = True):
     model.make_train_function()
     function = model.train_function
 
-    def run(steps: int):
-        for _ in range(steps):
+    def run(calls: int):
+        for _ in range(calls):
             logs = function(iterator)
         return float(logs["loss"])
 
@@ -129,17 +147,119 @@ def before_speedups():
         builders.FusedBatchNormalization, IdentityShortcut._subsample = saved
 
 
-def ours(workload: Workload, policy: str, *, jit_compile="auto", before: bool = False):
+def ours(
+    workload: Workload,
+    policy: str,
+    *,
+    jit_compile="auto",
+    before: bool = False,
+    steps_per_execution: int = 1,
+    strategy=None,
+):
+    """Our registered model, built and compiled as the trainer does (in `strategy`'s scope when given), and its
+    `keras_step` runner, traced once."""
     import keras_convnets
 
-    with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext():
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext(), scope:
         model = keras_convnets.get_model(
             workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
         )
-        compile_like_trainer(model, workload.model, batch=workload.batch, jit_compile=jit_compile)
-        run = keras_step(model, workload)
+        compile_like_trainer(
+            model,
+            workload.model,
+            batch=workload.batch,
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+        run = keras_step(model, workload, strategy=strategy)
         run(1)  # trace while the patched methods are in place
     return model, run
+
+
+def fit_steps(workload: Workload, policy: str, steps_per_execution: int, *, chunk: int = 32):
+    """`run(n)`: `n` calls of `model.fit(..., steps_per_epoch=chunk)` on one fixed batch, the model compiled as
+    the trainer compiles it with `steps_per_execution`. Unlike `keras_step`, this counts what `fit` does around
+    the step function (the epoch iterator, the callbacks of each batch), which `steps_per_execution` amortises."""
+    import tensorflow as tf
+
+    import keras_convnets
+
+    if chunk % steps_per_execution:
+        raise ValueError(
+            f"`steps_per_execution` must divide `chunk` ({chunk}). Received: steps_per_execution={steps_per_execution}"
+        )
+    with dtype_policy(policy):
+        model = keras_convnets.get_model(
+            workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
+        )
+    compile_like_trainer(model, workload.model, batch=workload.batch, steps_per_execution=steps_per_execution)
+    ds = tf.data.Dataset.from_tensors(fixed_batch(workload)).repeat()
+
+    def run(steps: int):
+        for _ in range(steps):
+            history = model.fit(ds, epochs=1, steps_per_epoch=chunk, verbose=0)
+        return history.history["loss"][-1]
+
+    return run
+
+
+def steps_per_execution_benchmark(
+    values=(1, 4, 16, 32),
+    workloads: dict[str, Workload] | None = None,
+    precisions=PRECISIONS,
+    *,
+    rounds: int = 3,
+    chunk: int = 32,
+    smoke: bool = False,
+    log=None,
+) -> str:
+    """Training images/s of `fit` with each `steps_per_execution` in `values`, interleaved in one process, and
+    the ratio to `steps_per_execution=1` (the trainer's default)."""
+    load_before = common.load_average()
+    workloads = workloads or STEPS_PER_EXECUTION_WORKLOADS
+    if smoke:
+        workloads = {name: Workload(w.model, 16, 4, w.classes) for name, w in list(workloads.items())[:1]}
+        chunk, rounds = max(values), 1
+    configs, rows_spec = [], []
+    for label, workload in workloads.items():
+        for precision in precisions:
+            for value in values:
+                name = f"{label} {precision} spe {value}"
+                configs.append(
+                    common.Config(name, fit_steps(workload, precision, value, chunk=chunk), workload.batch * chunk)
+                )
+                rows_spec.append((label, workload, precision, value, name, f"{label} {precision} spe {values[0]}"))
+    timings = common.measure(configs, rounds=rounds, log=log)
+    rows = []
+    for label, workload, precision, value, name, baseline in rows_spec:
+        rate = timings[name].median
+        rows.append(
+            [
+                f"{workload.model} ({label}, {workload.size}px)",
+                workload.batch,
+                "bfloat16" if precision == "mixed_bfloat16" else "float32",
+                value,
+                common.fmt(rate),
+                common.fmt(rate / timings[baseline].median, 3),
+                common.fmt(cpu_ratio(timings, name, baseline), 3),
+                f"{timings[name].spread:.0%}",
+            ]
+        )
+    header = common.report_header(
+        f"fit with steps_per_execution ({chunk} steps per fit call)", rounds=rounds, load_before=load_before
+    )
+    headers = [
+        "model",
+        "batch",
+        "precision",
+        "steps_per_execution",
+        "img/s",
+        f"vs {values[0]}",
+        f"vs {values[0]} (CPU time)",
+        "spread",
+    ]
+    return "\n".join([header, common.markdown_table(headers, rows)])
 
 
 def applications_resnet50(workload: Workload, policy: str):
@@ -316,6 +436,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="also time our models as built before the speed work (Keras batch norm, sliced shortcut)",
     )
+    parser.add_argument(
+        "--steps-per-execution",
+        default=None,
+        metavar="N,N,...",
+        help="instead: time `fit` of ResNet-20 (digits and Fashion-MNIST batches) with these steps_per_execution",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one step, one round: checks that it runs")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -329,6 +455,22 @@ def main(argv=None) -> int:
             parser.error(f"--models must be among {', '.join(WORKLOADS)}. Received: {model!r}")
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if args.steps_per_execution is not None:
+        try:
+            values = [int(v) for v in args.steps_per_execution.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1 or any(32 % v for v in values):
+            parser.error(
+                "--steps-per-execution must be positive integers dividing 32, comma-separated. "
+                f"Received: {args.steps_per_execution!r}"
+            )
+        common.set_threads(args.threads)
+        report = steps_per_execution_benchmark(
+            values, precisions=precisions, rounds=args.rounds, smoke=args.smoke, log=log
+        )
+        print(report)
+        return 0
     print(
         benchmark(
             models,

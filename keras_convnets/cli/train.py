@@ -39,6 +39,12 @@ def _jit(text: str):
     raise argparse.ArgumentTypeError(f"must be auto, true or false, got {text!r}")
 
 
+def _steps_per_execution(text: str):
+    if text.lower() == "auto":
+        return "auto"
+    return _positive_int(text)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     from keras_convnets.cli.choices import MIXED_PRECISION, RECIPES, STRATEGIES
 
@@ -74,7 +80,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: mixed_float16 on recent GPUs, mixed_bfloat16 on CPUs with AVX512-BF16/AMX",
     )
-    parser.add_argument("--jit-compile", type=_jit, default="auto", help="XLA: auto (GPUs only), true or false")
+    parser.add_argument(
+        "--jit-compile",
+        type=_jit,
+        default="auto",
+        help="XLA: auto (GPUs only), true or false; if the first step fails in XLA, training goes on without it",
+    )
+    parser.add_argument(
+        "--steps-per-execution",
+        type=_steps_per_execution,
+        default="auto",
+        help="training steps per call of the compiled step; must divide the steps of an epoch (auto: 1)",
+    )
     parser.add_argument("--output-dir", default=None, help="the run directory (default runs/MODEL-DATASET)")
     parser.add_argument(
         "--export-dir", default=None, help="where the model is exported (default saved_models/MODEL-DATASET)"
@@ -203,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
         output_dir=output_dir or os.path.join("runs", name),
         export_dir=args.export_dir or os.path.join("saved_models", name),
         seed=setting("seed", 0),

@@ -17,7 +17,11 @@ import tensorflow as tf
 from keras_convnets import data as data_lib
 from keras_convnets.models import registry
 from keras_convnets.trainer import distribute, recipes
-from keras_convnets.trainer.precision import resolve_jit_compile, resolve_mixed_precision
+from keras_convnets.trainer.precision import (
+    resolve_jit_compile,
+    resolve_mixed_precision,
+    resolve_steps_per_execution,
+)
 from keras_convnets.utils.naming import canonical_model_name
 from keras_convnets.utils.validation import check_int, check_number
 
@@ -46,7 +50,8 @@ class TrainConfig:
     seed: int | None
     deterministic: bool
     precision: str
-    jit: bool
+    jit: bool  # as asked; `building.fall_back_from_xla` may turn it off when the first step fails
+    steps_per_execution: int
     strategy: tf.distribute.Strategy
     chief: bool
     sync_bn: bool
@@ -92,6 +97,7 @@ class TrainConfig:
             "model_options": dict(self.model_options),
             "mixed_precision": self.precision,
             "jit_compile": self.jit,
+            "steps_per_execution": self.steps_per_execution,
             "strategy": distribute.strategy_name(self.strategy),
             "replicas": self.strategy.num_replicas_in_sync,
             "sync_bn": self.sync_bn,
@@ -148,6 +154,7 @@ def resolve_config(
     image_size: int | None,
     model_options: dict | None,
     validation_split: float | str,
+    steps_per_execution: Any = "auto",
 ) -> TrainConfig:
     """Check the arguments of `train` and resolve their defaults (this loads the dataset, and holds out the
     validation split). Writes nothing."""
@@ -170,13 +177,16 @@ def resolve_config(
         )
     precision = resolve_mixed_precision(mixed_precision)
     jit = resolve_jit_compile(jit_compile)
+    resolve_steps_per_execution(steps_per_execution)  # checked before the data loads; resolved below
+    if jit and deterministic:  # Keras compiles nothing with XLA under deterministic ops (it only warns)
+        if jit_compile is True:
+            raise ValueError(
+                "`jit_compile=True` does not go with `deterministic=True`: Keras turns XLA off under "
+                "TensorFlow's deterministic ops. Received: jit_compile=True, deterministic=True"
+            )
+        jit = False
     if isinstance(strategy, str):
         strategy = distribute.get_strategy(strategy)
-    if jit and isinstance(strategy, tf.distribute.MirroredStrategy) and not tf.config.list_physical_devices("GPU"):
-        raise ValueError(
-            "`jit_compile=True` fails under MirroredStrategy on CPU devices. Use jit_compile='auto' or False. "
-            "Received: jit_compile=True"
-        )
     if seed is not None:
         keras.utils.set_random_seed(seed)
     if deterministic:
@@ -204,6 +214,7 @@ def resolve_config(
         batch_size = data.suggested_batch_size or recipe.batch_size
     distribute.check_global_batch(batch_size, strategy)
     steps = steps_per_epoch or data_lib.steps_per_epoch_for(data.num_train, batch_size)
+    steps_per_execution = resolve_steps_per_execution(steps_per_execution, steps)
     if epochs is None:
         epochs = data.suggested_epochs or recipes.default_epochs(recipe, steps, batch_size)
     user_weight = not isinstance(model, str) or "aux_loss_weight" in model_options
@@ -225,6 +236,7 @@ def resolve_config(
         deterministic=deterministic,
         precision=precision,
         jit=jit,
+        steps_per_execution=steps_per_execution,
         strategy=strategy,
         chief=distribute.is_chief(strategy),
         sync_bn=sync_bn,

@@ -42,6 +42,7 @@ from keras_convnets.trainer.building import (
     Compiled,
     build_and_compile,
     build_model,
+    fall_back_from_xla,
     float32_copy,
     prepare_for_multi_worker,
     resume,
@@ -106,6 +107,7 @@ def train(
     image_size: int | None = None,
     model_options: dict | None = None,
     validation_split: float | str = "auto",
+    steps_per_execution: int | str = "auto",
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: Any = "auto",
     print_fn: Callable[[str], None] | None = print,
@@ -118,8 +120,10 @@ def train(
     suggestion (digits: 15) or the recipe's length; `image_size` the dataset's for CIFAR-recipe models, else the
     recipe's (224, or 299 for Inception v3). `batch_size` is global: it is split over the replicas, and must divide
     by their number. `mixed_precision` and `jit_compile` take "auto" (see `resolve_mixed_precision`,
-    `resolve_jit_compile`). `output_dir` makes the run resumable and writes the run directory; `export_dir` also
-    exports the model.
+    `resolve_jit_compile`); where XLA fails on the first step, training goes on without it and says why
+    (`building.fall_back_from_xla`). `steps_per_execution` (default "auto": 1, see
+    `resolve_steps_per_execution`) must divide the steps of an epoch. `output_dir` makes the run resumable and
+    writes the run directory; `export_dir` also exports the model.
 
     `validation_split` (a fraction in [0, 1)) holds out that part of the training set, drawn from `seed`: the
     per-epoch `val_*` numbers and the plateau schedule's decisions are then measured on it, and the test split is
@@ -153,6 +157,7 @@ def train(
         image_size=image_size,
         model_options=model_options,
         validation_split=validation_split,
+        steps_per_execution=steps_per_execution,
     )
     with contextlib.ExitStack() as held:
         if config.output_dir is not None and config.chief:  # one process per run directory, for the whole run
@@ -260,6 +265,7 @@ def _fit(
     if isinstance(config.strategy, tf.distribute.MultiWorkerMirroredStrategy):
         prepare_for_multi_worker(compiled.model, config.strategy, validation_ds)
     if compiled.initial_epoch < config.epochs:
+        fall_back_from_xla(config, compiled, train_ds, print_fn)  # XLA off, with one line, if it fails
         with _complete_evaluation_passes():
             compiled.model.fit(
                 train_ds,
@@ -319,7 +325,7 @@ def _finish(
     test_ds = _eval_data(config, preprocessing, "test")
     if config.precision != "float32":  # the final model computes in float32: it loads, evaluates and exports anywhere
         with config.strategy.scope():
-            net = float32_copy(net, lambda: build_model(config), loss=compiled.loss, jit=config.jit)
+            net = float32_copy(net, lambda: build_model(config), loss=compiled.loss, jit=compiled.jit)
         if multi_worker:
             prepare_for_multi_worker(net, config.strategy, test_ds)
     with _complete_evaluation_passes():
