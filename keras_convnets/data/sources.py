@@ -2,7 +2,9 @@
 - `"digits"`: scikit-learn's handwritten digits, embedded (no network): 1,797 images of 8x8 in 0..16, rescaled to
   raw pixels 0..255, resized to 32x32 and repeated to 3 channels; a fixed 80/20 split (1,437 / 360).
 - a directory with one sub-folder of images per class (optionally `train/` and `test/` or `validation/` sub-folders
-  each holding those); files that are not JPEG, PNG, GIF or BMP are skipped and counted in a warning.
+  each holding those); files that are not JPEG, PNG, GIF or BMP (by their signature and a header that Pillow
+  reads) are skipped and counted in a warning, and so are images of more than `MAX_IMAGE_PIXELS` pixels (a
+  decompression bomb: a 20000x20000 PNG of 400 KB decodes into 1.2 GB, at every read).
 - any image-classification dataset of tensorflow-datasets by name (`cifar10`, `imagenette`, `imagenet2012`, ...),
   read from `data_dir`.
 """
@@ -20,10 +22,19 @@ from keras_convnets.data.idx import is_idx_dir, load_idx_dir
 from keras_convnets.data.keras_datasets import BUILTIN_DATASETS, load_builtin
 from keras_convnets.data.tfds import load_tfds
 
-__all__ = ["EMBEDDED", "IMAGE_SIGNATURES", "load_dataset", "load_digits", "load_image_folder", "load_tfds"]
+__all__ = [
+    "EMBEDDED",
+    "IMAGE_SIGNATURES",
+    "MAX_IMAGE_PIXELS",
+    "load_dataset",
+    "load_digits",
+    "load_image_folder",
+    "load_tfds",
+]
 
 EMBEDDED = ("digits",)
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+MAX_IMAGE_PIXELS = 89_478_485  # Pillow's `Image.MAX_IMAGE_PIXELS`, its decompression-bomb threshold
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -87,9 +98,28 @@ def _is_image(path: str) -> bool:
     return any(head.startswith(signature) for signature in IMAGE_SIGNATURES)
 
 
-def _scan_classes(root: str) -> tuple[dict[str, list[str]], int]:
-    """`{class: [image paths]}` of the class folders under `root`, and the number of skipped files."""
+def _pixels(path: str) -> int | None:
+    """Width x height from the image's header (Pillow reads only the header), or None when Pillow cannot
+    identify it (a damaged file behind a valid signature)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:
+            return MAX_IMAGE_PIXELS + 1
+        except Exception:  # UnidentifiedImageError, OSError, SyntaxError ...: not an image it can read
+            return None
+    return width * height
+
+
+def _scan_classes(root: str, too_large: list[str] | None = None) -> tuple[dict[str, list[str]], int]:
+    """`{class: [image paths]}` of the class folders under `root`, and the number of skipped files; the images
+    of more than `MAX_IMAGE_PIXELS` pixels are skipped and appended to `too_large`."""
     classes, skipped = {}, 0
+    too_large = [] if too_large is None else too_large
     for entry in sorted(os.listdir(root)):
         folder = os.path.join(root, entry)
         if not os.path.isdir(folder) or entry.startswith("."):
@@ -101,10 +131,13 @@ def _scan_classes(root: str) -> tuple[dict[str, list[str]], int]:
                 if filename.startswith("."):
                     continue
                 path = os.path.join(dirpath, filename)
-                if _is_image(path):
-                    paths.append(path)
-                else:
+                pixels = _pixels(path) if _is_image(path) else None
+                if pixels is None:
                     skipped += 1
+                elif pixels > MAX_IMAGE_PIXELS:
+                    too_large.append(path)
+                else:
+                    paths.append(path)
         if paths:
             classes[entry] = paths
     return classes, skipped
@@ -124,9 +157,10 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
     test_name = next((n for n in ("test", "validation", "val") if os.path.isdir(os.path.join(root, n))), None)
+    too_large: list[str] = []
     if os.path.isdir(os.path.join(root, "train")) and test_name:
-        train_classes, skipped_train = _scan_classes(os.path.join(root, "train"))
-        test_classes, skipped_test = _scan_classes(os.path.join(root, test_name))
+        train_classes, skipped_train = _scan_classes(os.path.join(root, "train"), too_large)
+        test_classes, skipped_test = _scan_classes(os.path.join(root, test_name), too_large)
         skipped = skipped_train + skipped_test
         names = sorted(train_classes)
         index = {c: i for i, c in enumerate(names)}
@@ -136,7 +170,7 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
         train_items = [(p, index[c]) for c in names for p in train_classes[c]]
         test_items = [(p, index[c]) for c in sorted(test_classes) for p in test_classes[c]]
     else:
-        classes, skipped = _scan_classes(root)
+        classes, skipped = _scan_classes(root, too_large)
         names = sorted(classes)
         train_items, test_items = [], []
         rng = np.random.RandomState(0)
@@ -150,6 +184,14 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
     if skipped:
         warnings.warn(
             f"Skipped {skipped} files that are not images (JPEG, PNG, GIF or BMP) under {root!r}.", stacklevel=2
+        )
+    if too_large:
+        shown = ", ".join(os.path.relpath(path, root) for path in too_large[:5])
+        shown += ", ..." if len(too_large) > 5 else ""
+        warnings.warn(
+            f"Skipped {len(too_large)} images of more than {MAX_IMAGE_PIXELS:,} pixels under {root!r} (a "
+            f"decompression bomb, or an image too large to decode at every read): {shown}.",
+            stacklevel=2,
         )
     if not train_items:
         raise ValueError(
@@ -171,7 +213,8 @@ def load_image_folder(root: str | os.PathLike, *, test_fraction: float = 0.2) ->
         num_train=len(train_items),
         num_test=len(test_items),
         labels=names,
-        notes=[f"skipped {skipped} files that are not images"] if skipped else [],
+        notes=([f"skipped {skipped} files that are not images"] if skipped else [])
+        + ([f"skipped {len(too_large)} images of more than {MAX_IMAGE_PIXELS:,} pixels"] if too_large else []),
         train_files=train_files,
         test_files=test_files,
     )
