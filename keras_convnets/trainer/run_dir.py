@@ -58,12 +58,25 @@ IDENTITY_DEFAULTS = {"validation_split": 0.0}
 
 
 def read_run_json(output_dir: str) -> dict | None:
-    """The `run.json` of `output_dir`, or None where there is none."""
+    """The `run.json` of `output_dir`, or None where there is none. A file that is not a JSON object (damaged
+    by hand or by a disk) is a `ValueError` that names it."""
     path = os.path.join(output_dir, RUN_FILE)
     if not os.path.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        config, problem = None, f"is not valid JSON ({error})"
+    else:
+        problem = None if isinstance(config, dict) else f"holds a {type(config).__name__}, not a JSON object"
+    if problem is not None:
+        raise ValueError(
+            f"{path} {problem}: the run's configuration is damaged. Restore it, or use another --output-dir to "
+            "start a new run. Nothing was written."
+        )
+    return config
 
 
 def check_run_dir(output_dir: str, config: dict) -> dict | None:
@@ -158,9 +171,19 @@ def lock_run_dir(output_dir: str) -> Iterator[str]:
 
 
 def read_preprocessing(output_dir: str | None) -> Preprocessing | None:
-    """The preprocessing a previous start of the run measured, or None."""
+    """The preprocessing a previous start of the run measured, or None. A damaged file is a `ValueError` that
+    names it (a resumed run must normalise as its checkpoints were trained: it is not measured again silently)."""
     path = os.path.join(output_dir, "preprocessing.json") if output_dir else None
-    return Preprocessing.load(path) if path and os.path.exists(path) else None
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        return Preprocessing.load(path)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): "
+            "the preprocessing the run was trained with is damaged. Restore it, or delete it to measure it again "
+            "from the training set. Nothing was written."
+        ) from None
 
 
 def write_run_files(output_dir: str, config: dict, preprocessing: Preprocessing, labels: list[str]) -> str:
