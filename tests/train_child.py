@@ -1,23 +1,53 @@
 """A tiny training run in its own process, for the tests that kill, resume and distribute training.
 
     python tests/train_child.py OUTPUT_DIR [--epochs N] [--strategy NAME] [--cpu-devices N] [--sync-bn]
-        [--recipe NAME] [--augmentation NAME] [--patience N] [--stream]
+        [--recipe NAME] [--augmentation NAME] [--patience N] [--stream] [--export-dir DIR]
+        [--kill-at PATTERN [--kill-nth N]]
 
 Trains a CIFAR ResNet-8 on 64 digits at 16x16 (seed 7, deterministic ops, float32) and prints one JSON line
-(`RESULT {...}`) with the replicas, the per-epoch losses and the test accuracy. `--augmentation` and `--patience`
-override the recipe's augmentation and plateau patience; `--stream` makes the training pipeline stream (no
-in-memory cache), as it does for a set too large for memory.
+(`RESULT {...}`) with the replicas, the per-epoch losses, the test accuracy and the sha256 of the final weights
+and optimizer variables (`distribute.weights_checksum`). `--augmentation` and `--patience` override the recipe's
+augmentation and plateau patience; `--stream` makes the training pipeline stream (no in-memory cache), as it does
+for a set too large for memory. `--export-dir` also exports the model (the `.keras` format only, to keep the
+tests short).
+
+`--kill-at PATTERN` is a fault: the process SIGKILLs itself at the N-th (`--kill-nth`, default 1) rename of a file
+or directory onto a path that matches PATTERN (`fnmatch`, e.g. `*/checkpoints/epoch-0002`), after cutting a file
+being renamed to half its size: the moment a file or directory is being written, as a kill mid-write leaves it.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def kill_at(pattern: str, nth: int) -> None:
+    """SIGKILL this process at the `nth` `os.replace`/`os.rename` onto a path matching `pattern`, the source cut
+    to half its size first when it is a file."""
+    seen = [0]
+
+    def guarded(real):
+        def rename(src, dst, *args, **kwargs):
+            if fnmatch.fnmatch(os.path.abspath(os.fspath(dst)), pattern):
+                seen[0] += 1
+                if seen[0] == nth:
+                    if os.path.isfile(src):
+                        os.truncate(src, os.path.getsize(src) // 2)
+                    print(f"KILLED at {os.fspath(dst)}", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst, *args, **kwargs)
+
+        return rename
+
+    os.replace, os.rename = guarded(os.replace), guarded(os.rename)
 
 
 def main() -> int:
@@ -33,7 +63,12 @@ def main() -> int:
     parser.add_argument("--augmentation", default=None)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--export-dir", default=None)
+    parser.add_argument("--kill-at", default=None)
+    parser.add_argument("--kill-nth", type=int, default=1)
     args = parser.parse_args()
+    if args.kill_at:
+        kill_at(args.kill_at, args.kill_nth)
 
     from keras_convnets.trainer import distribute
 
@@ -44,7 +79,7 @@ def main() -> int:
     import tensorflow as tf
 
     import keras_convnets
-    from keras_convnets import data, trainer
+    from keras_convnets import data, export, trainer
     from keras_convnets.trainer import recipes
 
     if args.stream:
@@ -54,6 +89,14 @@ def main() -> int:
             return pipeline(*a, **{**kw, "cache": False})
 
         data.train_pipeline = streaming  # the trainer looks it up in keras_convnets.data
+
+    if args.export_dir:
+        bundle = export.export_bundle
+
+        def keras_only(*a, **kw):
+            return bundle(*a, **{**kw, "formats": ("keras",)})
+
+        export.export_bundle = keras_only  # the trainer looks it up in keras_convnets.export
 
     recipe = recipes.get_recipe(args.recipe)
     overrides = {}
@@ -102,6 +145,7 @@ def main() -> int:
         strategy=strategy,
         mixed_precision="float32",
         output_dir=args.output_dir,
+        export_dir=args.export_dir,
         seed=7,
         deterministic=True,
         sync_bn=args.sync_bn,
@@ -113,6 +157,10 @@ def main() -> int:
         learning_rates=[row["learning_rate"] for row in result.history],
         test_accuracy=result.metrics["test_accuracy"],
         synchronized=[layer.synchronized for layer in result.model.layers if hasattr(layer, "synchronized")][:1],
+        checksum=distribute.weights_checksum(result.model),
+        variables={  # per variable, to name the ones that differ
+            v.path: distribute.weights_checksum([v])[:16] for v in distribute._variables(result.model)
+        },
     )
     print("RESULT " + json.dumps(report), flush=True)
     return 0

@@ -15,6 +15,12 @@ The state of the callbacks that decide the schedule (`ResumableReduceLROnPlateau
 counters) is saved in `state.json`. The recorder must come after them in the callback list, so that the checkpoint
 of epoch e holds the learning rate they set at its end.
 
+With several replicas (MirroredStrategy, MultiWorkerMirroredStrategy), `AverageReplicaStatistics` averages the
+non-trainable statistics (batch-norm moving means and variances) over the replicas at the end of every epoch,
+before the checkpoint: Keras 3 creates them with no aggregation, so each replica updates its own copy from its own
+batches and the workers of a multi-worker run end with different weights (tf.keras 2 read them as the mean of the
+replicas, `VariableAggregation.MEAN`). The checkpoint, the final model and every worker then hold the same values.
+
 (Keras's `BackupAndRestore` is not used: it overwrites its weights file in place and writes the epoch number
 after it, so a kill between the two resumes a trained epoch a second time.)
 """
@@ -22,6 +28,7 @@ after it, so a kill between the two resumes a trained epoch a second time.)
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -37,12 +44,16 @@ import numpy as np
 from keras_convnets.utils.io import atomic_directory, atomic_write, write_json_atomic, write_text_atomic
 
 __all__ = [
+    "AverageReplicaStatistics",
     "CHECKPOINT_PATTERN",
     "HISTORY_FIELDS",
     "STATE_FILE",
     "WEIGHTS_FILE",
     "ResumableReduceLROnPlateau",
     "RunRecorder",
+    "average_replica_statistics",
+    "checkpoint_digest",
+    "checkpoint_epoch",
     "clean_partial_checkpoints",
     "format_epoch_line",
     "latest_checkpoint",
@@ -98,6 +109,26 @@ def list_checkpoints(directory: str | None) -> list[str]:
         ):
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found, reverse=True)]
+
+
+def checkpoint_digest(path: str) -> str:
+    """The sha256 (hex) of a checkpoint's files (state, then weights): two copies of the same checkpoint give
+    the same digest, whatever their dates. A file that cannot be read counts as empty."""
+    digest = hashlib.sha256()
+    for name in (STATE_FILE, WEIGHTS_FILE):
+        digest.update(f"{name};".encode("ascii"))
+        try:
+            with open(os.path.join(path, name), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def checkpoint_epoch(path: str) -> int:
+    """The epoch of an `epoch-NNNN` checkpoint directory, from its name."""
+    return int(CHECKPOINT_PATTERN.match(os.path.basename(os.path.normpath(path))).group(1))
 
 
 def latest_checkpoint(directory: str | None) -> str | None:
@@ -182,6 +213,59 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
             self.wait = int(self._restored.get("wait", 0))
             self.cooldown_counter = int(self._restored.get("cooldown_counter", 0))
             self._restored = None
+
+
+def _statistics(model: keras.Model) -> list:
+    """The model's non-trainable floating-point variables (batch-norm moving statistics), each once."""
+    seen, found = set(), []
+    for variable in model.non_trainable_variables:
+        if id(variable) not in seen and "float" in str(variable.dtype):
+            seen.add(id(variable))
+            found.append(variable)
+    return found
+
+
+def average_replica_statistics(model: keras.Model, strategy, *, function=None):
+    """Replace every replica's copy of the non-trainable statistics of `model` (built in `strategy`'s scope) by
+    their mean over all replicas (all workers): one all-reduce of the statistics, flattened. Every replica must
+    call it at the same point (a callback that all workers run). Returns the `tf.function` that does it, to be
+    passed back as `function` (traced once); None with one replica or no statistics."""
+    import tensorflow as tf
+
+    variables = _statistics(model)
+    if strategy.num_replicas_in_sync == 1 or not variables:
+        return None
+    if function is None:
+
+        def replica_step():
+            context = tf.distribute.get_replica_context()
+            values = [tf.convert_to_tensor(v.value) for v in variables]  # this replica's own copies
+            flat = tf.concat([tf.reshape(tf.cast(value, tf.float32), [-1]) for value in values], axis=0)
+            mean = context.all_reduce(tf.distribute.ReduceOp.MEAN, flat)
+            offset = 0
+            for variable, value in zip(variables, values):
+                size = int(np.prod(value.shape))
+                part = tf.reshape(mean[offset : offset + size], value.shape)
+                variable.assign(tf.cast(part, value.dtype))
+                offset += size
+
+        function = tf.function(lambda: strategy.run(replica_step))
+    function()
+    return function
+
+
+class AverageReplicaStatistics(keras.callbacks.Callback):
+    """At the end of every epoch, the batch-norm moving statistics of all replicas replaced by their mean
+    (`average_replica_statistics`), so that every worker holds the same model. Place it before `RunRecorder`,
+    whose checkpoint must hold the averaged values."""
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+        self._function = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._function = average_replica_statistics(self.model, self.strategy, function=self._function)
 
 
 def _scalar(value) -> float:

@@ -166,7 +166,7 @@ def train(
         compiled = build_and_compile(config)  # a model that does not build at this size fails before any file
         if config.output_dir is not None and config.chief:
             run_dir.write_run_files(config.output_dir, config.run_json(), preprocessing, config.data.labels)
-        compiled = resume(config, compiled)
+        compiled = _resume(config, compiled)
         if compiled.checkpoint is not None:
             say(f"Resuming from {compiled.checkpoint} (epoch {compiled.initial_epoch} of {config.epochs}).")
         history = _fit(config, compiled, preprocessing, callbacks=callbacks, verbose=verbose, print_fn=print_fn)
@@ -174,6 +174,42 @@ def train(
 
 
 # ----------------------------------------------------------------------------------------------- phases
+
+
+def _resume(config: TrainConfig, compiled: Compiled) -> Compiled:
+    """`building.resume`, and under MultiWorkerMirroredStrategy the workers' agreement on it
+    (`distribute.agree_on_resume`), twice. Before restoring, the workers compare the newest checkpoint each one
+    sees (its epoch and a digest of its files): a difference (a run directory that is not on storage they all
+    share) stops them all with one line, before any of them loads anything. Then each restores it, and they
+    compare the epoch restored and a checksum of the weights. A worker whose checkpoints do not load still takes
+    part in the exchange (the others would wait for it), then raises its error."""
+    if distribute.worker_count(config.strategy) == 1:
+        return resume(config, compiled)
+    optimizer = compiled.model.optimizer
+    if optimizer is not None and not optimizer.built:  # restoring builds it: every worker must create (and
+        with config.strategy.scope():  # broadcast) the same variables in the same order, checkpoint or not
+            optimizer.build(compiled.model.trainable_variables)
+    newest = run_callbacks.latest_checkpoint(config.checkpoint_dir)
+    distribute.agree_on_resume(
+        config.strategy,
+        epoch=run_callbacks.checkpoint_epoch(newest) if newest else 0,
+        checksum=run_callbacks.checkpoint_digest(newest) if newest else "0" * 64,
+        run_directory=config.output_dir,
+        restored=False,
+    )
+    failure = None
+    try:
+        compiled = resume(config, compiled)
+    except (ValueError, OSError) as error:  # no checkpoint of the run loads on this worker
+        failure = error
+    distribute.agree_on_resume(
+        config.strategy,
+        epoch=None if failure is not None else compiled.initial_epoch,
+        checksum=distribute.weights_checksum(compiled.model),
+        run_directory=config.output_dir,
+        failure=failure,
+    )
+    return compiled
 
 
 def _prepare_run_dir(config: TrainConfig, say: Callable[[str], None]) -> Preprocessing:
@@ -253,7 +289,10 @@ def _fit(
         stateful=stateful,
         validation_name=config.validation_name,
     )
-    fit_callbacks = [*stateful.values(), recorder]
+    averaging = []
+    if config.strategy.num_replicas_in_sync > 1:  # every replica's batch-norm statistics the same at each epoch's end
+        averaging.append(run_callbacks.AverageReplicaStatistics(config.strategy))
+    fit_callbacks = [*stateful.values(), *averaging, recorder]
     if output_dir and chief:
         if importlib.util.find_spec("tensorboard") is not None:
             fit_callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(output_dir, "logs")))
