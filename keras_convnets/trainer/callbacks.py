@@ -155,6 +155,12 @@ def restore_checkpoint(model: keras.Model, path: str) -> dict:
     return state
 
 
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an error's message (Keras explains a mismatch over a dozen lines)."""
+    line = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def load_checkpoint(model: keras.Model, directory: str | None) -> tuple[str, dict] | None:
     """Restore the newest checkpoint under `directory` that loads into `model`: `(path, state)`, or None when there
     is none. A checkpoint that does not load (a truncated weights file, a torn state) is skipped with a warning; when
@@ -165,7 +171,7 @@ def load_checkpoint(model: keras.Model, directory: str | None) -> tuple[str, dic
         try:
             state = restore_checkpoint(model, path)
         except Exception as error:  # h5py's OSError, a JSON error, a shape mismatch: all mean "does not load"
-            failures.append(f"{path}: {type(error).__name__}: {error}")
+            failures.append(f"{path}: {type(error).__name__}: {_first_line(error)}")
             continue
         if failures:
             warnings.warn(

@@ -17,7 +17,16 @@ architecture: `get_model(architecture["builder"], **architecture["options"])` re
 `preprocessing.json`, `labels.txt`, `checkpoints/`, `logs/` (TensorBoard), `history.csv`, and once training is done
 `model.keras`, `curves.png` and, last, `metrics.json`. A directory holding a run of another configuration is refused,
 and so is a directory another process trains in (the chief holds the run directory's `.lock` for the whole run, see
-`run_dir.lock_run_dir`).
+`run_dir.lock_run_dir`); the temporary files a killed process left behind there are removed once the lock is held
+(`remove_stale_temporaries`). An `export_dir` that the export at the end would refuse (the run directory, the
+working directory, a directory that is not a previous export) is refused before anything is written
+(`check_export_destination`).
+
+Under MultiWorkerMirroredStrategy the workers agree on the checkpoint they resume from before any of them trains
+(`distribute.agree_on_resume`): each one reads the run directory it is given, and a run directory that is not on
+storage all workers share (the chief at epoch k, the others at 0) stops every worker with one line. The batch-norm
+statistics of the replicas are averaged at the end of each epoch (`callbacks.AverageReplicaStatistics`), so that
+all workers hold the same weights.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import sys
 import time
 import warnings
@@ -51,7 +61,7 @@ from keras_convnets.trainer.config import TrainConfig, resolve_config
 from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import fsync_directory, write_json_atomic
 
-__all__ = ["TrainResult", "export_model", "train"]
+__all__ = ["TrainResult", "check_export_destination", "export_model", "remove_stale_temporaries", "train"]
 
 
 @dataclass
@@ -76,15 +86,71 @@ def export_model(
     preprocessing: Preprocessing,
     metrics: dict,
     info: dict | None = None,
+    output_dir: str | os.PathLike | None = None,
 ) -> str:
     """Export the trained model to `export_dir` with `keras_convnets.export.export_bundle` (SavedModel, TFLite and
     `.keras`, the preprocessing in the graph, each checked against Keras, `labels.txt`, `model_card.json`),
-    replacing what is there only once everything is written and checked."""
+    replacing what is there only once everything is written and checked (and only a previous export).
+
+    `output_dir` is the run directory the model comes from: the export's `Run` carries it as its `path` (the card's
+    `source` is its name, as for `convnets export RUN_DIR`), and a destination that is or contains it is refused."""
     from keras_convnets.export import Run, export_bundle
 
-    run = Run(metrics.get("model", model.name), model, preprocessing, list(labels), dict(metrics), dict(info or {}))
+    name = metrics.get("model", model.name)
+    path = None
+    if output_dir is not None:
+        path = os.path.abspath(os.fspath(output_dir))
+        name = os.path.basename(path)
+    run = Run(name, model, preprocessing, list(labels), dict(metrics), dict(info or {}), path=path)
     export_bundle(run, export_dir, overwrite=True)
     return os.fspath(export_dir)
+
+
+def check_export_destination(export_dir: str | os.PathLike, output_dir: str | os.PathLike | None = None) -> None:
+    """Refuse, before a run starts, an `export_dir` that its export would refuse at the end: the run directory
+    itself or a directory containing it (also when the run directory does not exist yet), the working directory
+    (or one containing it), a file, or a non-empty directory that is not a previous export (see
+    `keras_convnets.export.staging.check_destination`). A free path or a previous export passes."""
+    from keras_convnets.export.staging import check_destination
+
+    export_dir = os.fspath(export_dir)
+    if output_dir is not None:
+        run, destination = os.path.realpath(os.fspath(output_dir)), os.path.realpath(export_dir)
+        if run == destination or run.startswith(destination.rstrip(os.sep) + os.sep):
+            what = "is" if run == destination else "contains"
+            raise ValueError(
+                f"`export_dir` must not be the run directory or contain it: it {what} the run directory "
+                f"{os.fspath(output_dir)!r}, and an export replaces its destination. Nothing was written. "
+                f"Received: export_dir={export_dir!r}"
+            )
+    try:
+        check_destination(export_dir, True, sources=[output_dir] if output_dir is not None else ())
+    except ValueError as error:
+        raise ValueError(f"`export_dir` is refused before training: {error} Nothing was written.") from None
+
+
+# the temporary names of the run directory's files while they are written (`utils.io.atomic_write`: "." + name +
+# "." + 8 random characters + ".tmp"; `_save_model`: ".model.keras.tmp-PID.keras")
+_STALE_TEMPORARY = re.compile(
+    r"^\.(?:(?:run\.json|preprocessing\.json|labels\.txt|history\.csv|metrics\.json|curves\.png)\.[A-Za-z0-9_]{8}\.tmp"
+    r"|model\.keras\.tmp-\d+\.keras)$"
+)
+
+
+def remove_stale_temporaries(output_dir: str) -> list[str]:
+    """Remove the temporary files that a process killed while writing a run file left in `output_dir` (their
+    final files are whole: each write is a rename). Called by the process that holds the run directory's lock,
+    so no other process is writing them. Returns the names removed."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir(output_dir)):
+            path = os.path.join(output_dir, name)
+            if _STALE_TEMPORARY.match(name) and os.path.isfile(path) and not os.path.islink(path):
+                os.unlink(path)
+                removed.append(name)
+    if removed:
+        fsync_directory(output_dir)
+    return removed
 
 
 def train(
@@ -159,9 +225,12 @@ def train(
         validation_split=validation_split,
         steps_per_execution=steps_per_execution,
     )
+    if config.export_dir is not None and config.chief:
+        check_export_destination(config.export_dir, config.output_dir)  # before anything is written or trained
     with contextlib.ExitStack() as held:
         if config.output_dir is not None and config.chief:  # one process per run directory, for the whole run
             held.enter_context(run_dir.lock_run_dir(config.output_dir))
+            remove_stale_temporaries(config.output_dir)
         preprocessing = _prepare_run_dir(config, say)
         compiled = build_and_compile(config)  # a model that does not build at this size fails before any file
         if config.output_dir is not None and config.chief:
@@ -406,7 +475,13 @@ def _finish(
         write_json_atomic(os.path.join(output_dir, "metrics.json"), metrics)
     if export_dir is not None and config.chief:
         export_dir = export_model(
-            net, export_dir, labels=data.labels, preprocessing=preprocessing, metrics=metrics, info=config.run_json()
+            net,
+            export_dir,
+            labels=data.labels,
+            preprocessing=preprocessing,
+            metrics=metrics,
+            info=config.run_json(),
+            output_dir=output_dir,
         )
     say(
         f"Test accuracy {100 * metrics['test_accuracy']:.2f}% (loss {metrics['test_loss']:.4f}) on {data.num_test} "
