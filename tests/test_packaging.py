@@ -29,6 +29,10 @@ def test_lower_bounds_are_safe_versions():
     assert required["pillow"] >= (10, 3)  # CVE-2024-28219
     assert required["scikit-learn"] >= (1, 5)  # CVE-2024-5206
     assert lower_bounds("options.extras_require", "torch")["torch"] >= (2, 6)  # CVE-2025-32434
+    # the ONNX export's install hint names the `onnx` extra; the tests install it and JAX with `test`
+    onnx = lower_bounds("options.extras_require", "onnx")
+    assert onnx == {"tf2onnx": (1, 17), "onnx": (1, 23), "onnxruntime": (1, 31)}  # the versions tested together
+    assert set(onnx) | {"jax"} <= set(lower_bounds("options.extras_require", "test"))
     config = configparser.ConfigParser()
     config.read(SETUP_CFG, encoding="utf-8")
     assert config["options"]["python_requires"].strip() == ">=3.11"  # what keras 3.13 requires
