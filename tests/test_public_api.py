@@ -12,6 +12,7 @@ import keras_convnets
 PUBLIC_API = [
     "AuxClassifierModel",
     "CifarResNet",
+    "FeatureStage",
     "GoogLeNet",
     "IdentityShortcut",
     "InceptionV3",
@@ -44,7 +45,10 @@ PUBLIC_API = [
     "VGG19",
     "bottleneck_cost",
     "decode_predictions",
+    "feature_extractor",
+    "feature_info",
     "get_model",
+    "grad_cam",
     "lesion",
     "list_blocks",
     "list_models",
