@@ -1,86 +1,49 @@
 #!/usr/bin/env bash
-# Training throughput on a GPU, under ten minutes: ResNet-50 (224px, batch 256, mixed precision) with XLA off
-# and on, and ResNet-20 (32px, batch 512) with XLA off and on. Our models, our training step
-# (benchmarks.train.ours: the recipe's optimizer, loss and metrics as keras_convnets.train compiles them), one
-# fixed batch kept on the GPU, warm-up (and XLA compilation) excluded, medians of interleaved rounds.
+# Training throughput on the GPUs of this machine, under eight minutes (see benchmarks/gpu_check.py): ResNet-50
+# (224px, batch 256, mixed precision) with XLA off and on and with 8 steps per execution, GoogLeNet with its aux
+# heads under MirroredStrategy over all visible GPUs with XLA off and on (keras-team/keras#21366's configuration),
+# ResNet-20 (32px, batch 512) with XLA off and on. Prints the machine's table (device, driver, CUDA, cuDNN,
+# versions) and the results table, in markdown, on stdout; progress on stderr.
 #
-#   bash benchmarks/gpu_check.sh              # on the GPU machine, from the repository root
-#   GPU_CHECK_SMOKE=1 bash benchmarks/gpu_check.sh   # anywhere: tiny sizes, one round (checks the script runs)
+#   bash benchmarks/gpu_check.sh                   # on the GPU machine, from anywhere
+#   bash benchmarks/gpu_check.sh --smoke           # anywhere: tiny ResNet-20 cases, one round (checks that it runs);
+#                                                  # without a GPU the mirrored case runs on 2 logical CPU devices
+#   bash benchmarks/gpu_check.sh --budget 300      # seconds for the Python part (default 420)
 #
-# Prints one markdown table (and the device) on stdout; progress on stderr. Exits non-zero only when nothing
-# could be measured. Each Python run is capped by `timeout` so that the whole script stays under ten minutes.
+# GPU_CHECK_SMOKE=1 and GPU_CHECK_BUDGET_S=N do the same as --smoke and --budget N. The Python part paces itself
+# to its budget; `timeout` stops it 40 s after, so that the whole script stays under eight minutes. Exits 1 when
+# nothing could be measured, 2 for a bad argument, 124 on the timeout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export PYTHONPATH="${PWD}${PYTHONPATH:+:$PYTHONPATH}"
 SMOKE="${GPU_CHECK_SMOKE:-0}"
-LIMIT="${GPU_CHECK_LIMIT_S:-540}"
-if [ "$SMOKE" = "1" ]; then LIMIT=300; fi
+BUDGET="${GPU_CHECK_BUDGET_S:-420}"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --smoke) SMOKE=1 ;;
+        --budget)
+            if [ $# -lt 2 ]; then echo "gpu_check: --budget needs a number of seconds" >&2; exit 2; fi
+            BUDGET="$2"
+            shift
+            ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "gpu_check: unknown argument '$1' (use --smoke, --budget SECONDS or --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+case "$BUDGET" in
+    '' | *[!0-9]*) echo "gpu_check: --budget must be a whole number of seconds, got '$BUDGET'" >&2; exit 2 ;;
+esac
+if [ "$BUDGET" -lt 1 ] || [ "$BUDGET" -gt 420 ]; then
+    echo "gpu_check: --budget must be between 1 and 420 seconds (the script stays under eight minutes), got $BUDGET" >&2
+    exit 2
+fi
+LIMIT=$((BUDGET + 40))
+ARGS=(--budget "$BUDGET")
+if [ "$SMOKE" = "1" ]; then ARGS+=(--smoke); fi
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
-
-timeout "$LIMIT" python - "$SMOKE" <<'PY'
-import sys
-import time
-
-from benchmarks import common, train
-
-smoke = sys.argv[1] == "1"
-import tensorflow as tf  # noqa: E402
-
-from keras_convnets.trainer import resolve_mixed_precision  # noqa: E402
-
-gpus = tf.config.list_physical_devices("GPU")
-for gpu in gpus:
-    tf.config.experimental.set_memory_growth(gpu, True)
-if gpus:
-    details = tf.config.experimental.get_device_details(gpus[0])
-    print(f"GPU: {details.get('device_name', gpus[0].name)}, compute capability {details.get('compute_capability')}")
-else:
-    print("No GPU visible to TensorFlow: running on the CPU" + (" (smoke mode)" if smoke else ""))
-precision = resolve_mixed_precision("auto")  # the trainer's own choice: mixed float16 on GPUs that benefit
-
-if smoke:
-    cases = [("resnet20", 32, 4, 10)]
-    steps, rounds = 1, 1
-else:
-    cases = [("resnet50", 224, 256, 1000), ("resnet20", 32, 512, 10)]
-    steps, rounds = 10, 3
-
-configs, rows = [], []
-for name, size, batch, classes in cases:
-    workload = train.Workload(name, size, batch, classes)
-    for jit in (False, True):
-        label = f"{name} b{batch} XLA {'on' if jit else 'off'}"
-        try:
-            started = time.perf_counter()
-            _, run = train.ours(workload, precision, jit_compile=jit)
-            run(2)  # tracing, XLA compilation, autotuning
-            print(f"{label}: ready in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-        except Exception as error:  # report and go on: one failing configuration must not hide the others
-            print(f"{label}: FAILED {type(error).__name__}: {str(error)[:300]}", file=sys.stderr, flush=True)
-            rows.append([name, size, batch, precision, "on" if jit else "off", "failed", "-"])
-            continue
-        configs.append(common.Config(label, run, batch, steps=steps, warmup=1))
-        rows.append([name, size, batch, precision, "on" if jit else "off", label, None])
-
-if not configs:
-    print("Nothing could be measured.")
-    sys.exit(1)
-timings = common.measure(configs, rounds=rounds, log=lambda line: print(line, file=sys.stderr, flush=True))
-table = []
-for name, size, batch, precision_, jit, label, _ in rows:
-    if label == "failed":
-        table.append([name, f"{size}px", batch, precision_, jit, "failed", "-"])
-        continue
-    rate = timings[label].median
-    partner = label.replace("XLA on", "XLA off") if jit == "on" else None
-    ratio = rate / timings[partner].median if partner in timings else None
-    table.append([name, f"{size}px", batch, precision_, jit, common.fmt(rate), common.fmt(ratio, 2)])
-print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; tensorflow {tf.__version__}; "
-      f"medians of {rounds} interleaved rounds of {steps} steps after warm-up\n")
-print(common.markdown_table(["model", "input", "batch", "precision", "XLA", "train img/s", "XLA on / off"], table))
-PY
+timeout "$LIMIT" python -m benchmarks.gpu_check "${ARGS[@]}"
 status=$?
 if [ "$status" -eq 124 ]; then echo "gpu_check: stopped after ${LIMIT} s (timeout)"; fi
 exit "$status"

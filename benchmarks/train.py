@@ -107,6 +107,9 @@ def keras_step(model, workload: Workload, *, on_device: bool = True, strategy=No
 
     images, labels = fixed_batch(workload)
     ds = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    if strategy is not None:  # the optimizer's and metrics' variables, created before the step as `fit` does
+        with strategy.scope():
+            model._symbolic_build(data_batch=(images[:1], labels[:1]))
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         iterator = iter(strategy.experimental_distribute_dataset(ds))
     elif on_device and tf.config.list_physical_devices("GPU"):  # keep the fixed batch on the GPU: no copy per step

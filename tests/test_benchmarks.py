@@ -152,9 +152,22 @@ def test_gpu_check_script_smoke():
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    headers, rows = common.parse_markdown_table(result.stdout)
-    assert headers[-2:] == ["train img/s", "XLA on / off"]
-    assert [(row[0], row[4]) for row in rows] == [("resnet20", "off"), ("resnet20", "on")]
+    machine, results = result.stdout.split("\n\n| model |", 1)
+    headers, rows = common.parse_markdown_table(machine)
+    assert headers[:3] == ["device", "GPUs", "driver"] and rows[0][0].startswith("no GPU")  # no GPU here
+    headers, rows = common.parse_markdown_table("| model |" + results)
+    assert headers[-3:] == ["train img/s", "XLA on / off", "note"]
+    assert [(row[0], row[4], row[5], row[6], row[7]) for row in rows] == [
+        ("resnet20", "MirroredStrategy", "2", "off", "1"),  # over 2 logical CPU devices
+        ("resnet20", "MirroredStrategy", "2", "on", "1"),
+        ("resnet20", "one device", "1", "off", "1"),
+        ("resnet20", "one device", "1", "on", "1"),
+        ("resnet20", "one device", "1", "off", "4"),
+    ]
+    assert all(numeric(row[8]) > 0 for i, row in enumerate(rows) if i != 1)
+    # XLA cannot reach the second replica's variables on CPUs: the failure the trainer falls back from
+    assert rows[1][8] == "-" and "XLA failure" in rows[1][10] and "Trying to access resource" in rows[1][10]
+    assert numeric(rows[3][9]) > 0  # XLA on / off where XLA compiles
 
 
 # ------------------------------------------------------------------------- layers made for speed

@@ -113,7 +113,7 @@ def resume(config: TrainConfig, compiled: Compiled) -> Compiled:
 # "_XlaCompile", "XlaLaunch"; and keras-team/keras#21366 (LossScaleOptimizer under jit_compile=True and
 # MirroredStrategy), a RuntimeError "`merge_call` called while defining a new graph or a tf.function".
 _XLA_MARKERS = re.compile(r"\bXLA\b|XLA_|/xla/|_?Xla(Compile|Launch|RunOp)|jit_compile|merge_call", re.IGNORECASE)
-_TRACEBACK_LINE = re.compile(r"^\s*(File \"|Detected at node|Graph execution error|<stack traces|\[\[)")
+_TRACEBACK_LINE = re.compile(r"^\s*(File \"|Detected at node|Graph execution error|<stack traces|\[\[|\d+ root error)")
 
 
 def _message_lines(error: BaseException) -> list[str]:
@@ -182,7 +182,8 @@ def fall_back_from_xla(
     state = _state(model)
     try:
         with config.strategy.scope():
-            model.fit(dataset.take(1), epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
+            first = dataset.take(1) if isinstance(dataset, tf.data.Dataset) else dataset  # or a distributed one
+            model.fit(first, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)
     except Exception as error:
         if not is_xla_failure(error):
             raise
