@@ -53,7 +53,7 @@ import json, sys
 from keras_convnets.cli.main import main
 codes = []
 for argv in (["--help"], ["train", "--help"], ["tune", "--help"], ["export", "--help"], ["experiment", "--help"],
-             ["train", "--epochs", "0"], ["train", "--recipe", "nope"], ["tune", "--export-formats", "onnx"],
+             ["train", "--epochs", "0"], ["train", "--recipe", "nope"], ["tune", "--export-formats", "coreml"],
              ["nope"]):
     try:
         main(argv)
