@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_convnets.experiments import run_experiment
     from keras_convnets.utils.backend import require_tensorflow_backend
 
-    require_tensorflow_backend("the experiments")
+    require_tensorflow_backend("running an experiment")
     try:
         settings = parse_options(args.settings)
     except ValueError:
