@@ -8,6 +8,7 @@ import functools
 import hashlib
 import inspect
 import re
+import warnings
 
 import h5py
 import keras
@@ -67,6 +68,24 @@ def _use_cache(monkeypatch, cache, mirror) -> None:
     )
 
 
+def _imagenet_cache(tmp_path, monkeypatch, reference: keras.Model) -> None:
+    """Save `reference` (a keras.applications InceptionV3 with its top) and its features up to mixed10 as the two
+    keras.applications files in a temporary cache, with an empty mirror, and use them for `weights="imagenet"`."""
+    cache, mirror = tmp_path / "cache", tmp_path / "mirror"
+    (cache / "models").mkdir(parents=True)
+    mirror.mkdir()  # empty: a download would fail, so the files must come from the cache
+    top, notop = (pretrained.KERAS_APPLICATIONS_FILES[("inception_v3", t)] for t in (True, False))
+    top_path = _save_legacy_h5(reference, cache / "models" / top.file_name)
+    features = keras.Model(reference.input, reference.get_layer("mixed10").output)
+    notop_path = _save_legacy_h5(features, cache / "models" / notop.file_name)
+    # Locally made files cannot have the real files' hashes: the table holds theirs for this test only.
+    table = dict(pretrained.KERAS_APPLICATIONS_FILES)
+    table[("inception_v3", True)] = pretrained.WeightsFile(top.file_name, _md5(top_path), top.base_url)
+    table[("inception_v3", False)] = pretrained.WeightsFile(notop.file_name, _md5(notop_path), notop.base_url)
+    monkeypatch.setattr(pretrained.keras_applications, "KERAS_APPLICATIONS_FILES", table)
+    _use_cache(monkeypatch, cache, mirror)
+
+
 def test_inception_v3_table_matches_keras():
     from keras.src.applications import inception_v3 as keras_inception
 
@@ -118,9 +137,19 @@ def test_wrong_hash_is_refused_before_building(tmp_path, monkeypatch):
             "`count_include_pad` must be None, True or False. Received: count_include_pad='yes'",
         ),
         (
-            lambda: keras_convnets.InceptionV3(weights="imagenet", include_top=False),
+            lambda: keras_convnets.InceptionV3(weights="imagenet", include_top=False, aux_logits=True),
             ValueError,
             "`aux_logits=True` needs `include_top=True`",
+        ),
+        (  # no aux head by default with "imagenet": include_top=False passes, the size is checked next
+            lambda: keras_convnets.InceptionV3(weights="imagenet", include_top=False, input_shape=(32, 32, 3)),
+            ValueError,
+            r"at least 75x75",
+        ),
+        (
+            lambda: keras_convnets.InceptionV3(aux_logits="no"),
+            TypeError,
+            "`aux_logits` must be None, True or False. Received: aux_logits='no'",
         ),
         (
             lambda: pretrained.from_torchvision({}, "inception_v3", count_include_pad=False),
@@ -144,27 +173,15 @@ def test_weights_imagenet_gives_keras_applications_outputs(tmp_path, monkeypatch
     reference = _randomize(
         keras.applications.InceptionV3(weights=None, input_shape=(SIZE, SIZE, 3), classifier_activation=None)
     )
-    cache, mirror = tmp_path / "cache", tmp_path / "mirror"
-    (cache / "models").mkdir(parents=True)
-    mirror.mkdir()  # empty: a download would fail, so the files must come from the cache
-    top, notop = (pretrained.KERAS_APPLICATIONS_FILES[("inception_v3", t)] for t in (True, False))
-    top_path = _save_legacy_h5(reference, cache / "models" / top.file_name)
-    features = keras.Model(reference.input, reference.get_layer("mixed10").output)
-    notop_path = _save_legacy_h5(features, cache / "models" / notop.file_name)
-    # Locally made files cannot have the real files' hashes: the table holds theirs for this test only.
-    table = dict(pretrained.KERAS_APPLICATIONS_FILES)
-    table[("inception_v3", True)] = pretrained.WeightsFile(top.file_name, _md5(top_path), top.base_url)
-    table[("inception_v3", False)] = pretrained.WeightsFile(notop.file_name, _md5(notop_path), notop.base_url)
-    monkeypatch.setattr(pretrained.keras_applications, "KERAS_APPLICATIONS_FILES", table)
-    _use_cache(monkeypatch, cache, mirror)
+    _imagenet_cache(tmp_path, monkeypatch, reference)
 
     x = np.random.default_rng(1).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")  # preprocess mode "tf"
     logits = np.asarray(reference(x, training=False))
     assert float(np.std(logits)) > 1.0  # the random net's logits are far from constant
 
-    # The default build: top, 1000 classes, and an aux head keras.applications does not have (left as built).
+    # With an aux head keras.applications does not have (left as built).
     with pytest.warns(UserWarning, match="no auxiliary classifier: the 5 layers of the auxiliary head"):
-        ours = keras_convnets.InceptionV3(weights="imagenet", classifier_activation=None)
+        ours = keras_convnets.InceptionV3(weights="imagenet", classifier_activation=None, aux_logits=True)
     outputs = ours(x, training=False)
     # Measured max abs difference 0.0 (the same ops in the same order); logits of std about 4.7.
     assert _max_diff(outputs["predictions"], logits) < 1e-5
@@ -175,7 +192,7 @@ def test_weights_imagenet_gives_keras_applications_outputs(tmp_path, monkeypatch
     assert "mixed5b_pool_pad" not in {layer.name for layer in ours.layers}  # count_include_pad=False
 
     # No top, global average pooling: the no-top file.
-    pooled = keras_convnets.InceptionV3(weights="imagenet", include_top=False, pooling="avg", aux_logits=False)
+    pooled = keras_convnets.InceptionV3(weights="imagenet", include_top=False, pooling="avg")
     expected = keras.Model(reference.input, reference.get_layer("avg_pool").output)(x, training=False)
     assert pooled.output_shape == (None, 2048)
     assert _max_diff(pooled(x, training=False), expected) < 1e-5  # measured 0.0
@@ -185,3 +202,72 @@ def test_weights_imagenet_gives_keras_applications_outputs(tmp_path, monkeypatch
     torchvision_pools = keras_convnets.InceptionV3(include_top=False, pooling="avg", aux_logits=False)
     torchvision_pools.set_weights(pooled.get_weights())
     assert _max_diff(torchvision_pools(x, training=False), expected) > 1e-2
+
+
+@pytest.mark.slow
+def test_weights_imagenet_default_is_one_output_without_aux_head(tmp_path, monkeypatch):
+    """`InceptionV3(weights="imagenet")` is keras.applications' classifier: one (N, 1000) output, no aux head, no
+    warning; `include_top=False` takes the no-top file. At 75x75 (any size holds the same weights)."""
+    reference = _randomize(keras.applications.InceptionV3(weights=None, input_shape=(75, 75, 3)))
+    _imagenet_cache(tmp_path, monkeypatch, reference)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither the aux-head warning nor any other
+        ours = keras_convnets.InceptionV3(weights="imagenet", input_shape=(75, 75, 3))
+    assert not isinstance(ours, keras_convnets.AuxClassifierModel)
+    assert ours.output_shape == (None, 1000) and len(ours.outputs) == 1
+    assert not [layer.name for layer in ours.layers if layer.name.startswith("aux1")]
+    probabilities = ours.predict(x, verbose=0)
+    assert probabilities.shape == (2, 1000)  # a plain array, as decode_predictions takes
+    expected = np.asarray(reference(x, training=False))
+    assert float(np.max(np.abs(expected - 1e-3))) > 5e-3  # far from uniform: other weights would not match
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-4, atol=0)  # measured max relative difference 0.0
+    features = keras_convnets.InceptionV3(weights="imagenet", include_top=False, input_shape=(75, 75, 3))
+    assert features.output_shape == (None, 1, 1, 2048)
+    expected = keras.Model(reference.input, reference.get_layer("mixed10").output)(x, training=False)
+    assert _max_diff(features(x, training=False), expected) < 1e-5  # measured 0.0
+
+
+def test_weights_file_without_count_include_pad_warns(tmp_path):
+    """The warning comes before anything is built (here an input too small stops the build after it)."""
+    path = tmp_path / "ft.weights.h5"
+    path.write_bytes(b"")  # only its existence is checked before the warning
+    small = {"include_top": False, "aux_logits": False, "input_shape": (32, 32, 3)}
+    with pytest.warns(UserWarning, match=r"weights file '.*ft.weights.h5' without `count_include_pad`") as caught:
+        with pytest.raises(ValueError, match="at least 75x75"):
+            keras_convnets.InceptionV3(weights=path, **small)
+    (message,) = [str(w.message) for w in caught]
+    assert "`count_include_pad=True`" in message and "`count_include_pad=False`" in message
+    assert 'fine-tuned from `weights="imagenet"`' in message
+    for quiet in ({"count_include_pad": True, "weights": path}, {"count_include_pad": False, "weights": path}, {}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="at least 75x75"):
+                keras_convnets.InceptionV3(**quiet, **small)
+
+
+@pytest.mark.slow
+def test_weights_file_loads_into_either_pooling_and_the_choice_matters(tmp_path):
+    """A weights file loads into either pooling (the pools hold no weights): without `count_include_pad` the build
+    warns that it chose torchvision's, whose features differ; with the value the file was trained with, they are
+    the saved model's."""
+    keras.utils.set_random_seed(0)
+    options = {"include_top": False, "aux_logits": False, "pooling": "avg", "input_shape": (75, 75, 3)}
+    tuned = keras_convnets.InceptionV3(count_include_pad=False, **options)
+    path = tmp_path / "ft.weights.h5"
+    tuned.save_weights(path)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 75, 75, 3)).astype("float32")
+    with pytest.warns(UserWarning) as caught:
+        guessed = keras_convnets.InceptionV3(weights=path, **options)
+    (message,) = [str(w.message) for w in caught if "count_include_pad" in str(w.message)]
+    assert "ft.weights.h5" in message
+    assert "`count_include_pad=True`" in message and "`count_include_pad=False`" in message
+    assert "mixed5b_pool_pad" in {layer.name for layer in guessed.layers}  # torchvision's pools
+    assert _max_diff(guessed(x, training=False), tuned(x, training=False)) > 1e-3  # other features
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chosen = keras_convnets.InceptionV3(weights=path, count_include_pad=False, **options)
+    np.testing.assert_array_equal(chosen(x, training=False), tuned(x, training=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        keras_convnets.InceptionV3(count_include_pad=None, **options)  # no file: nothing to warn about

@@ -40,6 +40,8 @@ are the transposed Linear weights (no reordering: both heads global-average-pool
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -223,7 +225,7 @@ def InceptionV3(
     classes: int = 1000,
     classifier_activation: Any = "softmax",
     *,
-    aux_logits: bool = True,
+    aux_logits: bool | None = None,
     dropout: float = 0.5,
     aux_loss_weight: float = 0.4,
     count_include_pad: bool | None = None,
@@ -231,7 +233,9 @@ def InceptionV3(
 ) -> keras.Model:
     """Inception v3, default input 299x299 (torchvision's structure; see the module docstring).
 
-    With `aux_logits=True` (default) the outputs are the dict `{"predictions", "aux1"}` of an
+    `aux_logits`: whether to build the auxiliary head. `None` (default) is False with `weights="imagenet"` (those
+    weights have none: the model gives the 1000 ImageNet probabilities, as keras.applications' `InceptionV3`) and
+    True otherwise. With `aux_logits=True` the outputs are the dict `{"predictions", "aux1"}` of an
     `AuxClassifierModel`: one loss trains both, total = main + `aux_loss_weight` x aux1 (0.4, as in
     TF-slim's Inception v3 training). `keras_convnets.strip_aux(model)` is the inference model.
     `dropout` is the rate before the classifier (torchvision's 0.5).
@@ -239,13 +243,17 @@ def InceptionV3(
     `weights="imagenet"` loads keras.applications' InceptionV3 weights (TF-slim's ImageNet training), fetched once
     and checked by their md5 hash like keras.applications' own (`keras_convnets.weights.keras_applications`). Feed
     them images scaled to [-1, 1]: `preprocess_input(x, mode="tf")`. Their batch norms have no scale (gamma is 1)
-    and they have no auxiliary classifier: with `aux_logits=True` the `aux1` head keeps its random initial weights
-    (a warning says so); build with `aux_logits=False` for inference, or train the head.
+    and they have no auxiliary classifier: with an explicit `aux_logits=True` the `aux1` head keeps its random
+    initial weights (a warning says so), to be trained.
 
     `count_include_pad`: whether the 3x3 average pools of the mixed modules count the zero padding (True:
     torchvision, whose checkpoints load with `keras_convnets.weights.from_torchvision`) or average the pixels inside
     the image only (False: TF-slim's 'SAME' pooling, which keras.applications' weights need). `None` (default) is
-    False with `weights="imagenet"` and True otherwise.
+    False with `weights="imagenet"` and True otherwise. The pools hold no weights, so a weights file loads into
+    either: give the value its weights were trained with. A weights file without `count_include_pad` warns, since
+    True (the default) is wrong for a model fine-tuned from `weights="imagenet"` (it gives other features). A
+    weights file saved with the auxiliary head needs `aux_logits=True` (the default without "imagenet"), one saved
+    without it `aux_logits=False`.
     """
     imagenet = isinstance(weights, str) and weights == "imagenet"
     common.check_head_arguments(
@@ -257,6 +265,15 @@ def InceptionV3(
         imagenet=True,
     )
     if count_include_pad is None:
+        if weights is not None and not imagenet:
+            warnings.warn(
+                f"InceptionV3 is built from the weights file {os.fspath(weights)!r} without `count_include_pad`: "
+                "its average pools count the zero padding (`count_include_pad=True`, torchvision's pooling). A model "
+                'fine-tuned from `weights="imagenet"` needs `count_include_pad=False` (TF-slim\'s pooling, which '
+                "gives other features). Pass `count_include_pad=True` or `count_include_pad=False` to choose.",
+                UserWarning,
+                stacklevel=2,
+            )
         count_include_pad = not imagenet
     if not isinstance(count_include_pad, bool):
         raise TypeError(
@@ -264,8 +281,10 @@ def InceptionV3(
         )
     if imagenet:
         keras_applications.check_imagenet_options("inception_v3", count_include_pad=count_include_pad)
+    if aux_logits is None:
+        aux_logits = not imagenet
     if not isinstance(aux_logits, bool):
-        raise TypeError(f"`aux_logits` must be True or False. Received: aux_logits={aux_logits!r}")
+        raise TypeError(f"`aux_logits` must be None, True or False. Received: aux_logits={aux_logits!r}")
     if aux_logits and not include_top:
         raise ValueError(
             "`aux_logits=True` needs `include_top=True`: the auxiliary classifier is part of the top. "
