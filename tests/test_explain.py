@@ -137,6 +137,13 @@ def test_layer_argument_and_bad_arguments(resnet8):
         explain.grad_cam(features, images)
 
 
+def test_grad_cam_needs_the_tensorflow_backend(resnet8, monkeypatch):
+    model, images = resnet8
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ValueError, match=r"^`grad_cam` needs the TensorFlow backend .* Received: backend='jax'$"):
+        explain.grad_cam(model, images)
+
+
 def test_mixed_precision_maps_match_float32(resnet8):
     model, images = resnet8
     previous = keras.mixed_precision.global_policy()
@@ -287,6 +294,59 @@ def test_cam_paths(tmp_path):
         explain.cam_paths(str(tmp_path / "no" / "cam.png"), ["a.jpg"])
     with pytest.raises(ValueError, match=r"`--cam` would overwrite the image"):
         explain.cam_paths(str(tmp_path / "a.png"), [str(tmp_path / "a.png")])
+    (tmp_path / "cam_b.png").write_bytes(b"mine")  # an existing file at a derived name: refused, left as it is
+    with pytest.raises(FileExistsError, match=r"would replace the existing file '.*cam_b.png': remove it or choose"):
+        explain.cam_paths(out, ["x/a.jpg", "b.png"])
+    assert (tmp_path / "cam_b.png").read_bytes() == b"mine"
+    explain.cam_paths(out, ["x/a.jpg", "c.png"])  # other names are free
+
+
+def test_top_classes_rank_as_the_predictor_prints():
+    from keras_convnets.explain.cam_files import top_classes
+
+    probabilities = np.array([[0.1, 0.2, 0.7], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], "float32")
+    np.testing.assert_array_equal(top_classes(probabilities), [2, 0, 2])  # a tie: the first, as top_k ranks it
+
+
+class _NoPredicting:
+    """A stand-in for `export.Predictor` whose export has no model.keras; predicting fails the test."""
+
+    notes: list = []
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __call__(self, images):
+        raise AssertionError("predicted before the --cam checks")
+
+    def load_files(self, paths):
+        raise AssertionError("read the images before the --cam checks")
+
+
+def test_cli_predict_cam_checks_before_predicting(tmp_path, monkeypatch, capsys):
+    from keras_convnets import export
+    from keras_convnets.cli.main import main
+
+    monkeypatch.setattr(export, "Predictor", _NoPredicting)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model_card.json").write_text("{}")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), "uint8")).save(image)
+
+    def error(*cam: str) -> str:
+        assert main(["predict", str(bundle), str(image), "--cam", *cam]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.splitlines()) == 1  # nothing printed, one line
+        return captured.err
+
+    assert "`--cam` must be a `.png` file name. Received: --cam=" in error(str(tmp_path / "x.jpg"))
+    (tmp_path / "old.png").write_bytes(b"mine")
+    message = error(str(tmp_path / "old.png"))
+    assert f"would replace the existing file '{tmp_path / 'old.png'}'" in message
+    assert (tmp_path / "old.png").read_bytes() == b"mine"
+    assert "`--cam` needs the Keras model of an export (model.keras" in error(str(tmp_path / "new.png"))
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "bundle", "old.png"]
 
 
 def test_export_keras_model_finds_the_bundles_model(tmp_path):
@@ -351,12 +411,15 @@ def test_cli_predict_cam_writes_the_overlays(cam_bundle, tmp_path, capsys):
     # laid over the decoded images at their own size (the export records a whole-image resize)
     predictor = export.Predictor(bundle)
     network = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
-    maps = explain.grad_cam(network, predictor.load_files(images))
+    batch = predictor.load_files(images)
+    maps = explain.grad_cam(network, batch, class_index=np.argmax(predictor(batch), axis=-1))
     for image, heatmap, path in zip(images, maps, written):
         with Image.open(path) as png:
             assert (png.format, png.size) == ("PNG", (48, 40))
             np.testing.assert_array_equal(np.asarray(png), explain.overlay(read_image(image).numpy(), heatmap))
     # one image: the given name
+    assert main(["predict", str(bundle), str(images[0]), "--cam", str(written[0])]) == 2  # never replaced
+    assert "would replace the existing file" in capsys.readouterr().err
     assert main(["predict", str(bundle / "saved_model"), str(images[0]), "--cam", str(tmp_path / "one.png")]) == 0
     with Image.open(tmp_path / "one.png") as png, Image.open(written[0]) as first:
         np.testing.assert_array_equal(np.asarray(png), np.asarray(first))
@@ -444,3 +507,33 @@ def test_on_real_garments_the_map_lies_on_the_garment(tmp_path, monkeypatch):
     # the untrained net: 0.34 and 0.33 (0.51 of the two), 0.53 of the scenes with more on the garment
     garment_0, distractor_0 = mass_shares(explain.grad_cam(untrained, held_out), garment[:100], distractor[:100])
     assert 0.35 < np.mean(garment_0 / (garment_0 + distractor_0)) < 0.65
+
+
+def test_cli_predict_cam_maps_the_printed_class(cam_bundle, tmp_path, monkeypatch, capsys):
+    """The map is of the class the command prints (the SavedModel's or .tflite file's top-1, e.g. an int8 model's),
+    not of the Keras model's own top class: here the predictor is made to disagree with it on every image."""
+    from keras_convnets import export
+    from keras_convnets.cli.main import main
+    from keras_convnets.data.serving import read_image
+
+    bundle, _, images = cam_bundle
+    network = keras.saving.load_model(bundle / "model.keras", compile=False, safe_mode=True)
+    batch = export.Predictor(bundle).load_files(images)
+    own = np.argmax(keras.ops.convert_to_numpy(network(batch, training=False)), axis=-1)
+    printed = (own + 1) % 3
+    probabilities = np.full((len(images), 3), 0.1, "float32")
+    probabilities[np.arange(len(images)), printed] = 0.8
+    monkeypatch.setattr(export.Predictor, "__call__", lambda self, images: probabilities)
+    out = tmp_path / "cam.png"
+    assert main(["predict", str(bundle), *map(str, images), "--top-k", "1", "--cam", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = ["red", "green", "blue"]
+    for image, index in zip(images, printed):
+        assert lines[lines.index(str(image)) + 1] == f"  1. {names[index]}  0.8000"
+    maps = explain.grad_cam(network, batch, class_index=printed)
+    assert np.max(np.abs(maps - explain.grad_cam(network, batch, class_index=own))) > 0.05  # the class matters
+    for line, image, heatmap, index in zip(lines[-2:], images, maps, printed):
+        path = tmp_path / f"cam_{image.stem}.png"
+        assert line.startswith(f"Grad-CAM of {image} (class {names[index]}, layer ")
+        with Image.open(path) as png:
+            np.testing.assert_array_equal(np.asarray(png), explain.overlay(read_image(image).numpy(), heatmap))

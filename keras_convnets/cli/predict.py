@@ -18,8 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cam",
         metavar="OUT.png",
-        help="also write the Grad-CAM heat map of the predicted class over each image, from the export's model.keras: "
-        "OUT.png for one image, OUT_<image name>.png for several",
+        help="also write the Grad-CAM heat map of the printed top-1 class over each image, from the export's "
+        "model.keras: OUT.png for one image, OUT_<image name>.png for several (an existing file is never replaced)",
     )
 
 
@@ -28,17 +28,25 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"`--top-k` must be at least 1. Received: {args.top_k}")
+    if args.cam is not None:  # the file names before anything is loaded
+        from keras_convnets import explain
+
+        explain.cam_paths(args.cam, args.images)
     predictor = export.Predictor(args.model)
+    if args.cam is not None:  # and the Keras model before anything is predicted
+        explain.export_keras_model(predictor.path)
     for note in predictor.notes:
         print(f"note: {note}", file=sys.stderr)
-    results = predictor.predict_files(args.images, k=args.top_k)
+    probabilities = predictor(predictor.load_files(args.images))
+    results = predictor.top_k(probabilities, k=args.top_k)
     for path, top in zip(args.images, results):
         print(path)
         width = max(len(name) for name, _ in top)
         for rank, (name, probability) in enumerate(top, 1):
             print(f"  {rank}. {name:<{width}}  {probability:.4f}")
     if args.cam is not None:
-        from keras_convnets import explain
+        from keras_convnets.explain.cam_files import top_classes
 
-        explain.write_cams(predictor, args.images, args.cam, say=print)
+        # The printed top-1 class of each image: the map explains what the command printed.
+        explain.write_cams(predictor, args.images, args.cam, class_index=top_classes(probabilities), say=print)
     return 0

@@ -8,13 +8,13 @@ does, so the images are read exactly as `convnets predict` reads them (`Predicto
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from keras_convnets.explain.maps import default_layer, grad_cam, overlay
 
-__all__ = ["cam_paths", "export_keras_model", "write_cams"]
+__all__ = ["cam_paths", "export_keras_model", "top_classes", "write_cams"]
 
 KERAS_FILE = "model.keras"
 
@@ -22,7 +22,8 @@ KERAS_FILE = "model.keras"
 def cam_paths(output: str | os.PathLike, images: Sequence[str | os.PathLike]) -> list[str]:
     """Where the overlays of `images` go: `output` itself for one image; for several, `<stem>_<image stem>.png`
     beside `output` (`cam.png` and `a.jpg`, `b.png` -> `cam_a.png`, `cam_b.png`), an image stem met before getting
-    the image's position, counted from 1 (`x/a.jpg`, `y/a.jpg` -> `cam_a.png`, `cam_a_2.png`)."""
+    the image's position, counted from 1 (`x/a.jpg`, `y/a.jpg` -> `cam_a.png`, `cam_a_2.png`). A path where a file
+    already is, is refused: nothing is replaced."""
     output = os.fspath(output)
     if not output.lower().endswith(".png"):
         raise ValueError(f"`--cam` must be a `.png` file name. Received: --cam={output!r}")
@@ -34,6 +35,11 @@ def cam_paths(output: str | os.PathLike, images: Sequence[str | os.PathLike]) ->
     for path in paths:
         if os.path.abspath(path) in sources:
             raise ValueError(f"`--cam` would overwrite the image {path!r}. Received: --cam={output!r}")
+        if os.path.lexists(path):
+            raise FileExistsError(
+                f"`--cam` would replace the existing file {path!r}: remove it or choose another name. "
+                f"Received: --cam={output!r}"
+            )
     return paths
 
 
@@ -47,6 +53,11 @@ def _several(output: str, images: Sequence[str | os.PathLike]) -> list[str]:
         used.add(key)
         paths.append(f"{stem}_{key}.png")
     return paths
+
+
+def top_classes(probabilities) -> np.ndarray:
+    """Each row's top-1 class, as `Predictor.top_k` ranks them (the first of equal probabilities)."""
+    return np.argsort(-np.asarray(probabilities), axis=-1, kind="stable")[:, 0]
 
 
 def export_keras_model(model: str | os.PathLike) -> str:
@@ -71,12 +82,17 @@ def write_cams(
     images: Sequence[str | os.PathLike],
     output: str | os.PathLike,
     *,
+    class_index: Any = None,
     alpha: float = 0.4,
     colormap: str = "jet",
     say: Callable[[str], None] | None = None,
 ) -> list[str]:
-    """Write the Grad-CAM overlay of each image file for its predicted class (from the export's Keras model, at
-    `default_layer`), named by `cam_paths`; `say` gets one line per file. Returns the paths written.
+    """Write the Grad-CAM overlay of each image file (from the export's Keras model, at `default_layer`), named by
+    `cam_paths`; `say` gets one line per file. Returns the paths written.
+
+    `class_index` is the class of each image's map (as `grad_cam` takes it); `None` is the top-1 class of
+    `predictor` itself (the SavedModel or `.tflite` file that `convnets predict` prints, also where an int8 model's
+    top class differs from the Keras model's). The file names and the Keras model are checked before anything runs.
 
     `predictor` is a `keras_convnets.export.Predictor` (or the path it takes): the images are read as it reads them
     (`Predictor.load_files`: training's decoding, then the export's evaluation transform). Where that transform
@@ -98,10 +114,10 @@ def write_cams(
     except Exception as error:  # Keras raises ValueError, OSError, zipfile errors ... for a bad file
         raise ValueError(f"`model` could not be loaded as a Keras model. Received: {keras_file!r} ({error})") from error
     batch = predictor.load_files(images)
-    outputs = network(batch, training=False)
-    outputs = outputs["predictions"] if isinstance(outputs, dict) else outputs
-    classes = np.argmax(keras.ops.convert_to_numpy(outputs), axis=-1)
-    maps = grad_cam(network, batch, class_index=classes)
+    if class_index is None:
+        class_index = top_classes(predictor(batch))
+    maps = grad_cam(network, batch, class_index=class_index)  # checks class_index
+    classes = np.broadcast_to(np.asarray(class_index), (len(batch),))
     whole_image = predictor.augmentation in (None, "none", "crop_flip")
     labels = predictor.labels
     layer = default_layer(network)

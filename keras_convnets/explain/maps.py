@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import atomic_write
 from keras_convnets.utils.validation import check_int, check_number
 
@@ -281,9 +282,12 @@ def grad_cam(model, images, class_index: Any = None, layer: Any = None, *, batch
         layer: `None` (the last feature map before the classifier, `default_layer(model)`), or the name of a
             layer of the classifier (or the layer) whose output is 4D.
         batch_size: images per forward and backward pass.
+
+    The gradients come from `tf.GradientTape`: Keras must run on the TensorFlow backend (a `ValueError` otherwise).
     """
     import keras
 
+    require_tensorflow_backend("`grad_cam`")
     check_int("batch_size", batch_size, minimum=1)
     target = _target(model, layer)
     array = _images(images, model)
