@@ -306,8 +306,14 @@ def rerun_child(case: Case) -> Outcome:
     lines = [line for line in done.stdout.splitlines() if line.startswith(("Resuming", "Training"))]
     run_files = sorted(os.listdir(case.run))
     model = keras.saving.load_model(os.path.join(case.run, "model.keras"), safe_mode=True)  # whole, it loads
-    export = sorted(os.listdir(os.path.join(case.tmp, "export"))) if os.path.isdir(case.tmp + "/export") else None
-    return Outcome("finished", f"{' | '.join(lines)} | finished: {run_files} model {model.name} export {export}")
+    export, source = None, None
+    if os.path.isdir(os.path.join(case.tmp, "export")):
+        export = sorted(os.listdir(os.path.join(case.tmp, "export")))
+        with open(os.path.join(case.tmp, "export", "model_card.json")) as f:
+            source = json.load(f)["source"]  # the run directory's name (`export_model(output_dir=...)`)
+    return Outcome(
+        "finished", f"{' | '.join(lines)} | finished: {run_files} model {model.name} export {export} from {source}"
+    )
 
 
 def hold_the_lock(case: Case) -> str:
@@ -881,7 +887,11 @@ FAULTS = [
         "SIGKILL while the export is renamed into place",
         killed_while_writing("*/export", "--epochs", "1", "--export-dir", "EXPORT"),
         rerun_child,
-        Expect("finished", r"Resuming from \S+epoch-0001 \(epoch 1 of 1\)\. .*export \['labels\.txt', 'model\.keras'"),
+        Expect(
+            "finished",
+            r"Resuming from \S+epoch-0001 \(epoch 1 of 1\)\. .*export \['labels\.txt', 'model\.keras', "
+            r"'model_card\.json'\] from run$",
+        ),
         (*RERUN, "export/*"),
         slow=True,
     ),
