@@ -106,6 +106,7 @@ MOVED = {
 }
 
 SUBPACKAGE_API = {
+    "explain": ["cam_paths", "default_layer", "export_keras_model", "grad_cam", "overlay", "write_cams"],
     "analysis": [
         "ModelProfile",
         "bottleneck_cost",
@@ -142,12 +143,16 @@ SUBPACKAGE_API = {
     "export": [
         "BUNDLE_MARKER",
         "CRITERIA",
+        "DEFAULT_FORMATS",
         "FORMATS",
         "IMAGE_EXTENSIONS",
         "INPUT_NAME",
         "INT8_IO",
         "InferenceGraph",
         "MAX_CALIBRATION_IMAGES",
+        "ONNX_OPSET",
+        "ONNX_QUANTIZATIONS",
+        "OnnxModel",
         "PARITY_IMAGES",
         "Parity",
         "ParityError",
@@ -166,6 +171,7 @@ SUBPACKAGE_API = {
         "dataset_images",
         "directory_images",
         "export_bundle",
+        "export_onnx",
         "export_saved_model",
         "export_tflite",
         "load_image",
@@ -173,6 +179,7 @@ SUBPACKAGE_API = {
         "measure_parity",
         "random_images",
         "read_labels",
+        "require_onnx",
         "run_parity_images",
         "split_calibration",
         "staged",
@@ -182,6 +189,7 @@ SUBPACKAGE_API = {
     "models": [
         "AuxClassifierModel",
         "CifarResNet",
+        "FeatureStage",
         "FusedBatchNormalization",
         "GoogLeNet",
         "IdentityShortcut",
@@ -212,6 +220,8 @@ SUBPACKAGE_API = {
         "VGG16",
         "VGG19",
         "decode_predictions",
+        "feature_extractor",
+        "feature_info",
         "get_builder",
         "get_model",
         "list_models",
@@ -304,6 +314,7 @@ SUBPACKAGE_API = {
 SUBPACKAGE_MODULES = [
     "models.aux",
     "models.common",
+    "models.features",
     "models.googlenet",
     "models.imagenet",
     "models.inception_v3",
