@@ -1,7 +1,8 @@
-"""The input pipeline alone against what the model consumes.
+"""The input pipeline alone against what the model consumes; with `--jpeg`, the ImageNet pipelines from JPEG files.
 
     python -m benchmarks.data                 # CIFAR recipe (crop_flip, 32px, batch 128) and the ImageNet recipe
     python -m benchmarks.data --smoke
+    python -m benchmarks.data --jpeg          # img/s per CPU core, decoding included (pinned to --cores 1)
 
 Each row times `keras_convnets.data.train_pipeline` with the recipe's augmentation and preprocessing on synthetic
 raw uint8 images held in memory (50,000 CIFAR-sized images; 256 ImageNet-like 500x375 images for "scale" and
@@ -10,12 +11,23 @@ nothing, and, in the same interleaved rounds, our
 training step on the model of that recipe (`benchmarks.train`). "pipeline / model" above 1 means the pipeline
 keeps up; "CPU share" is the fraction of the machine the pipeline needs to feed the model (model img/s divided
 by pipeline img/s, the pipeline having the whole machine while it is timed).
+
+`--jpeg` writes a synthetic set of ImageNet-like JPEGs (500x375, quality 90, about 95 KB: smooth regions, edges
+and texture) as an image folder and as TFRecord shards in the layout of TF's ImageNet build scripts, pins the
+process to `--cores` CPUs (as `taskset`) and times the "scale" and "inception" training and evaluation
+pipelines reading them, decoding included, in steady state (`measure_steady`): the pipeline as it was before the
+fused decode (`before_pipeline`, an image folder), `decode="full"` (the whole image decoded, then cropped) and
+`decode="fused"` (only the crop decoded), interleaved in one run. "img/s per CPU-second" is the robust rate on a
+shared machine; "cores for 3,000 img/s" is what feeding ResNet-50 training on a current GPU would take.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
+import time
 from dataclasses import dataclass
 
 from benchmarks import common
@@ -153,6 +165,268 @@ def benchmark(
     return "\n".join([header, common.markdown_table(headers, rows), ""])
 
 
+# --- From JPEG files: decoding included ------------------------------------------------------------------------
+
+JPEG_SHAPE = (375, 500)  # (height, width): a typical ImageNet photo
+JPEG_QUALITY = 90
+FEED_RATE = 3000  # img/s: ResNet-50 training on a current GPU
+DECODES = {"full": {"decode": "full"}, "fused": {"decode": "fused"}}  # decode-then-crop, and decode only the crop
+SOURCES = ("folder", "tfrecord")
+
+
+def synthetic_photo(rng, shape=JPEG_SHAPE):
+    """A uint8 RGB image with the structure of a photo (smooth regions, edges, texture): about 100 KB as a
+    500x375 JPEG at quality 90, the size of an average ImageNet training JPEG; noise would be much larger."""
+    import numpy as np
+    import tensorflow as tf
+
+    h, w = shape
+    image = np.zeros((h, w, 3), "float32")
+    for cells, spread in ((8, 110.0), (32, 40.0)):
+        low = rng.normal(0, spread, (1, max(2, cells * h // w), cells, 3)).astype("float32")
+        image += tf.image.resize(low, (h, w), method="bicubic")[0].numpy()
+    image += 128 + rng.normal(0, 20, (h, w, 3)).astype("float32")
+    return np.clip(image, 0, 255).astype("uint8")
+
+
+def write_jpeg_set(root, count: int, *, test_count: int = 32, classes: int = 10, shards: int = 4, seed: int = 0):
+    """`count` training and `test_count` validation JPEGs of `JPEG_SHAPE` at `JPEG_QUALITY` under `root`, as an
+    image folder (`folder/train/<class>/`, `folder/validation/<class>/`) and the same bytes as TFRecord shards in
+    the layout of TF's ImageNet build scripts (`tfrecord/train-0000N-of-0000M`, `shards` of them, one validation
+    shard). Returns {"folder": path, "tfrecord": path, "bytes": mean file size}."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_convnets.data import write_tfrecord_shards
+
+    rng = np.random.default_rng(seed)
+    root = os.fspath(root)
+    folder, records = os.path.join(root, "folder"), os.path.join(root, "tfrecord")
+    names = [f"class{label:02d}" for label in range(classes)]
+    sizes = []
+    for split, n, n_shards in (("train", count, shards), ("validation", test_count, 1)):
+        examples = []
+        for i in range(n):
+            label = i % classes
+            directory = os.path.join(folder, split, names[label])
+            os.makedirs(directory, exist_ok=True)
+            encoded = tf.io.encode_jpeg(synthetic_photo(rng), quality=JPEG_QUALITY).numpy()
+            sizes.append(len(encoded))
+            with open(os.path.join(directory, f"{i:05d}.jpg"), "wb") as f:
+                f.write(encoded)
+            examples.append((encoded, label))
+        write_tfrecord_shards(records, split, examples, class_names=names, num_shards=n_shards)
+    return {"folder": folder, "tfrecord": records, "bytes": float(np.mean(sizes))}
+
+
+MEAN_RGB = (123.68, 116.78, 103.94)
+
+
+def before_pipeline(data, *, pipeline: str, augmentation: str, batch: int, size: int, seed: int = 0):
+    """The training (or evaluation) pipeline of an image folder as it was before the fused decode, op for op:
+    every file decoded whole (`decode_image`), then the decode-then-crop transform of `augment` in a second map,
+    batched, and the mean-RGB preprocessing applied to whole batches ((x - mean) / std, the mean a (3,) vector),
+    then a cast and the prefetch."""
+    import tensorflow as tf
+
+    from keras_convnets.data.augment import _to_uint8, _train_transform, eval_transform
+    from keras_convnets.data.dataset import decode_image, files_dataset
+    from keras_convnets.data.pipelines import _epoch_seed, _permuted
+
+    autotune, mean, std = tf.data.AUTOTUNE, tf.constant(MEAN_RGB, tf.float32), tf.constant(1.0, tf.float32)
+
+    def preprocess(x, y):
+        return (tf.cast(x, tf.float32) - mean) / std, y
+
+    def finish(ds, *, cast: bool):
+        if cast:  # the training pipeline's last map (its images already preprocessed floats)
+            ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune, deterministic=True)
+        options = tf.data.Options()
+        options.deterministic = True
+        return ds.with_options(options).prefetch(autotune)
+
+    if pipeline == "eval":
+        ds = files_dataset(*data.test_files).map(
+            lambda x, y: (_to_uint8(eval_transform(x, augmentation=augmentation, size=size)), y),
+            num_parallel_calls=autotune,
+        )
+        ds = ds.batch(batch).map(preprocess, num_parallel_calls=autotune, deterministic=True)
+        return finish(ds, cast=False).repeat()
+    paths, labels = data.train_files
+    steps = data.num_train // batch
+    payload = tf.data.Dataset.from_tensors((tf.constant(paths.astype(str)), tf.constant(labels, tf.int32)))
+
+    def epoch_dataset(epoch, paths_labels):
+        files, classes = paths_labels
+        ds = _permuted(len(paths), seed, epoch).map(
+            lambda i: decode_image(tf.gather(files, i), tf.gather(classes, i)),
+            num_parallel_calls=autotune,
+            deterministic=True,
+        )
+        epoch_seed = _epoch_seed(seed, epoch)
+        ds = (
+            ds.ignore_errors()
+            .enumerate()
+            .map(
+                lambda i, xy: (
+                    _train_transform(
+                        xy[0],
+                        tf.random.experimental.stateless_fold_in(epoch_seed, i),
+                        augmentation=augmentation,
+                        size=size,
+                        flip=True,
+                    ),
+                    xy[1],
+                ),
+                num_parallel_calls=autotune,
+                deterministic=True,
+            )
+        )
+        ds = ds.batch(batch, drop_remainder=True).take(steps)
+        return ds.enumerate().map(lambda b, xy: preprocess(*xy), num_parallel_calls=autotune, deterministic=True)
+
+    epochs = tf.data.Dataset.zip((tf.data.Dataset.range(10_000), payload.repeat()))
+    return finish(epochs.flat_map(epoch_dataset), cast=True)
+
+
+def jpeg_dataset(data, *, pipeline: str, augmentation: str, batch: int, size: int, decode: dict):
+    """The endless training (or evaluation) pipeline of `data`, mean-RGB preprocessing included."""
+    from keras_convnets.data import Preprocessing, eval_pipeline, train_pipeline
+
+    preprocessing = Preprocessing.mean_rgb(MEAN_RGB)
+    if pipeline == "train":
+        return train_pipeline(
+            data,
+            batch_size=batch,
+            image_size=size,
+            augmentation=augmentation,
+            preprocessing=preprocessing,
+            epochs=10_000,
+            steps_per_epoch=max(1, data.num_train // batch),
+            **decode,
+        )
+    return eval_pipeline(
+        data,
+        batch_size=batch,
+        image_size=size,
+        augmentation=augmentation,
+        preprocessing=preprocessing,
+        cache=False,
+        **decode,
+    ).repeat()
+
+
+def measure_steady(datasets: dict, *, warm: int, timed: int, rounds: int, log=None) -> dict:
+    """name -> `common.Timing` of `(dataset, batch size)`s, interleaved over `rounds` rounds: each round starts a
+    fresh iterator of each dataset, pulls `warm` batches untimed (start-up, autotuning, the buffers filled), then
+    times `timed` batches in wall and CPU time, and deletes the iterator, so that no other pipeline's threads run
+    during a measurement. The buffers are full at both ends of the window: the rate is the steady one."""
+    timings = {name: common.Timing(name) for name in datasets}
+    for index in range(rounds):
+        for name, (ds, batch) in datasets.items():
+            iterator = iter(ds)
+            for _ in range(warm):
+                next(iterator)
+            cpu, wall = time.process_time(), time.perf_counter()
+            for _ in range(timed):
+                next(iterator)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            del iterator
+            timings[name].rates.append(batch * timed / wall)
+            timings[name].cpu_rates.append(batch * timed / max(cpu, 1e-9))
+        if log:
+            log(f"round {index + 1}/{rounds}: " + ", ".join(f"{t.name} {t.rates[-1]:.4g}" for t in timings.values()))
+    return timings
+
+
+def jpeg_benchmark(
+    *,
+    count: int = 256,
+    rounds: int = 3,
+    augmentations=("scale", "inception"),
+    smoke: bool = False,
+    log=None,
+) -> str:
+    """img/s per CPU core of the training and evaluation pipelines reading the synthetic JPEG set, decoding
+    included, for every decode path in `DECODES` and source in `SOURCES`; the cores are the process's CPU
+    affinity (`--cores`)."""
+    import tempfile
+
+    from keras_convnets.data import load_dataset
+
+    load_before = common.load_average()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    size, batch = (64, 8) if smoke else (224, 32)
+    count = 16 if smoke else count
+    with tempfile.TemporaryDirectory() as root:
+        written = write_jpeg_set(root, count, test_count=8 if smoke else 64, shards=2 if smoke else 4)
+        sources = {source: load_dataset(written[source]) for source in SOURCES}
+        datasets, rows_spec = {}, []
+        for augmentation in augmentations:
+            for pipeline in ("train", "eval"):
+                for source, data in sources.items():
+                    decodes = {"before": None, **DECODES} if source == "folder" else DECODES
+                    for decode_name, decode in decodes.items():
+                        name = f"{pipeline} {augmentation} {source} {decode_name}"
+                        kwargs = dict(pipeline=pipeline, augmentation=augmentation, batch=batch, size=size)
+                        if decode is None:
+                            ds = before_pipeline(data, **kwargs)
+                        else:
+                            ds = jpeg_dataset(data, decode=decode, **kwargs)
+                        datasets[name] = (ds, batch)
+                        rows_spec.append((name, pipeline, augmentation, source, decode_name))
+        if log:
+            log(f"{len(datasets)} pipelines, {rounds} rounds")
+        timed = 2 if smoke else max(4, 2 * count // batch)
+        timings = measure_steady(datasets, warm=1 if smoke else 3, timed=timed, rounds=1 if smoke else rounds, log=log)
+    headers = [
+        "pipeline",
+        "augmentation",
+        "source",
+        "decode",
+        "img/s per core (wall)",
+        "img/s per CPU-second",
+        "vs before (CPU-seconds)",
+        "vs full decode (CPU-seconds)",
+        f"cores for {FEED_RATE:,} img/s",
+    ]
+    rows = []
+
+    def per_cpu_second(name):
+        return statistics.median(timings[name].cpu_rates) if name in timings else None
+
+    for name, pipeline, augmentation, source, decode_name in rows_spec:
+        rate = per_cpu_second(name)
+        before = per_cpu_second(f"{pipeline} {augmentation} folder before")
+        full = per_cpu_second(f"{pipeline} {augmentation} {source} full")
+        rows.append(
+            [
+                pipeline,
+                augmentation,
+                source,
+                decode_name,
+                common.fmt(timings[name].median / cores),
+                common.fmt(rate),
+                common.fmt(rate / before, 3) if before and source == "folder" else "-",
+                common.fmt(rate / full, 3),
+                common.fmt(FEED_RATE / rate),
+            ]
+        )
+    header = common.report_header(
+        f"Input pipelines from JPEG files ({cores} core{'s' if cores > 1 else ''})",
+        rounds=1 if smoke else rounds,
+        load_before=load_before,
+    )
+    jpeg_h, jpeg_w = JPEG_SHAPE
+    note = (
+        f"{count} synthetic {jpeg_w}x{jpeg_h} JPEGs at quality {JPEG_QUALITY} (mean {written['bytes'] / 1000:.0f} KB), "
+        f"decoded to {size}x{size}, batch {batch}; {timed} batches timed per pipeline and round, after "
+        f'{1 if smoke else 3} untimed. Decode "before": the pipeline before the fused decode (`before_pipeline`); '
+        '"full": `decode="full"`, the whole image decoded, then cropped; "fused": only the crop decoded.'
+    )
+    return "\n".join([header, note, "", common.markdown_table(headers, rows), ""])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.data", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default="cifar,imagenet,googlenet", help="comma-separated: " + ", ".join(CASES))
@@ -160,12 +434,22 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="auto", help="the model's dtype policy (default: what training picks)")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--jpeg", action="store_true", help="the pipelines alone, from JPEG files")
+    parser.add_argument("--cores", type=int, default=1, help="with --jpeg: CPU cores the process may use (default 1)")
+    parser.add_argument("--images", type=int, default=256, help="with --jpeg: training JPEGs in the synthetic set")
     args = parser.parse_args(argv)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if args.jpeg:
+        available = sorted(os.sched_getaffinity(0))
+        if not 1 <= args.cores <= len(available):
+            parser.error(f"--cores must be between 1 and {len(available)}. Received: {args.cores}")
+        os.sched_setaffinity(0, available[: args.cores])  # as `taskset`: TensorFlow sizes its thread pools from it
+        print(jpeg_benchmark(count=args.images, rounds=args.rounds, smoke=args.smoke, log=log))
+        return 0
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for case in cases:
         if case not in CASES:
             parser.error(f"--cases must be among {', '.join(CASES)}. Received: {case!r}")
-    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     print(benchmark(cases, rounds=args.rounds, precision=args.precision, smoke=args.smoke, log=log))
     return 0
 

@@ -2,23 +2,39 @@
 seeded validation split out of the training set) and `subset` (seeded samples of the training and test splits).
 
 A split is a `tf.data.Dataset` of unbatched `(raw uint8 image, int32 label)`. Beside it, a source may keep the
-split's files (`train_files`, `test_files`: paths and labels; the pipelines permute those before decoding) or the
-training images themselves (`train_arrays`); every cut keeps them in step with the datasets.
+split's files (`train_files`, `test_files`, `validation_files`: paths and labels; the pipelines permute those
+before decoding), its encoded images (`train_encoded`, `test_encoded`: an `EncodedSplit`, for TFRecord shards and
+tensorflow-datasets; the pipelines decode only the crops they keep) or the training images themselves
+(`train_arrays`); every cut keeps the files and arrays in step with the datasets, and a cut split no longer matches
+its encoded images (their `count` differs), which are then left alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from keras_convnets.utils.validation import check_int, check_number
 
-__all__ = ["ImageData", "holdout_validation", "subset"]
+__all__ = ["EncodedSplit", "ImageData", "holdout_validation", "subset"]
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """A split as `count` encoded images (JPEG, PNG, ...) with int32 labels. `read(shard, shards)` is the dataset of
+    unbatched `(encoded bytes, label)` of shard `shard` of `shards` in a fixed order: one shard per input pipeline,
+    so that each worker reads only its own part of the files (`files`, when the split is a list of record files).
+    The pipelines shuffle it and decode only what they keep (`keras_convnets.data.decode`)."""
+
+    count: int
+    read: Callable[[int, int], tf.data.Dataset]
+    files: tuple[str, ...] = ()
 
 
 @dataclass
@@ -43,6 +59,9 @@ class ImageData:
     num_validation: int = 0
     train_files: tuple[np.ndarray, np.ndarray] | None = None  # (paths, labels) of an image folder's train split
     test_files: tuple[np.ndarray, np.ndarray] | None = None  # the same for its test split
+    validation_files: tuple[np.ndarray, np.ndarray] | None = None  # and for a validation split held out of them
+    train_encoded: EncodedSplit | None = None  # the training images encoded (TFRecord shards, tensorflow-datasets)
+    test_encoded: EncodedSplit | None = None  # the same for the test split
 
     @property
     def num_classes(self) -> int:
@@ -63,10 +82,26 @@ def train_files_of(data: ImageData):
     return _matching(data.train_files, data.num_train)
 
 
+def files_of(data: ImageData, split: str):
+    """The (paths, labels) of `split` ("train", "validation" or "test") when they still describe it, else None."""
+    return _matching(getattr(data, f"{split}_files"), getattr(data, f"num_{split}"))
+
+
+def encoded_of(data: ImageData, split: str) -> EncodedSplit | None:
+    """The encoded images of `split` when they still describe it (same count), else None."""
+    encoded = getattr(data, f"{split}_encoded", None)
+    return encoded if encoded is not None and encoded.count == getattr(data, f"num_{split}") else None
+
+
 def decode_image(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return tf.cast(image, tf.uint8), label
+
+
+def read_file(path, label):
+    """`(encoded bytes, label)` of an image file, for the fused decode."""
+    return tf.io.read_file(path), label
 
 
 def files_dataset(paths, labels) -> tf.data.Dataset:
@@ -123,7 +158,7 @@ def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> 
     held, kept = np.sort(order[:count]), np.sort(order[count:])
     sources = dict(files=train_files_of(data), arrays=train_arrays_of(data))
     train, train_files, train_arrays = _pick(data.train, data.num_train, kept, **sources)
-    validation, _, _ = _pick(data.train, data.num_train, held, **sources)
+    validation, validation_files, _ = _pick(data.train, data.num_train, held, **sources)
     return dataclasses.replace(
         data,
         train=train,
@@ -132,6 +167,7 @@ def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> 
         train_files=train_files,
         validation=validation,
         num_validation=count,
+        validation_files=validation_files,
     )
 
 

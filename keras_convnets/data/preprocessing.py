@@ -65,7 +65,16 @@ class Preprocessing:
         import tensorflow as tf
 
         images = tf.cast(images, tf.float32)
-        return (images - self.mean) / self.std
+        mean, std = self.mean, self.std
+        width = images.shape[-2] if images.shape.rank is not None and images.shape.rank >= 3 else None
+        if width is not None:  # a row of pixels: TF broadcasts a (C,) vector over H x W several times slower
+            mean = mean if mean.ndim != 1 else np.broadcast_to(mean, (width, mean.shape[0]))
+            std = std if std.ndim != 1 else np.broadcast_to(std, (width, std.shape[0]))
+        if np.any(mean != 0):  # x - 0 and x / 1 are x: skipped
+            images = images - mean
+        if np.any(std != 1):
+            images = images / std
+        return images
 
     def layer(self, name: str = "preprocessing"):
         """The same computation as a serializable Keras layer (`keras.layers.Normalization`)."""

@@ -21,6 +21,7 @@ from keras_convnets.data.dataset import ImageData, files_dataset
 from keras_convnets.data.idx import is_idx_dir, load_idx_dir
 from keras_convnets.data.keras_datasets import BUILTIN_DATASETS, load_builtin
 from keras_convnets.data.tfds import load_tfds
+from keras_convnets.data.tfrecord import is_tfrecord_dir, load_tfrecord_dir
 
 __all__ = [
     "EMBEDDED",
@@ -45,7 +46,8 @@ def load_dataset(
     test_fraction: float = 0.2,
 ) -> ImageData:
     """`"digits"`, `"fashion_mnist"`, `"mnist"`, `"cifar10"`, `"cifar100"` (`load_builtin`), a directory of IDX
-    files (`load_idx_dir`) or of class folders, or a tensorflow-datasets name."""
+    files (`load_idx_dir`), of TFRecord shards (`load_tfrecord_dir`) or of class folders, or a tensorflow-datasets
+    name."""
     if not isinstance(name, (str, os.PathLike)) or not os.fspath(name):
         raise TypeError(f"`dataset` must be a dataset name or a directory. Received: dataset={name!r}")
     name = os.fspath(name)
@@ -53,6 +55,8 @@ def load_dataset(
         return load_digits()
     if is_idx_dir(name):
         return load_idx_dir(name)
+    if is_tfrecord_dir(name):
+        return load_tfrecord_dir(name)
     if os.path.isdir(name):
         return load_image_folder(name, test_fraction=test_fraction)
     if os.sep in name or name.startswith("."):

@@ -1,16 +1,22 @@
 """Any image-classification dataset of tensorflow-datasets by name (`load_tfds`), read from `data_dir`.
 
+Beside the decoded splits, a dataset whose images are a `tfds.features.Image` keeps them encoded
+(`ImageData.train_encoded`, `test_encoded`): read with `decoders={"image": tfds.decode.SkipDecoding()}`, they feed
+the pipelines' fused decode (`keras_convnets.data.decode`), and each input pipeline reads only its share of the
+files (`tfds.ReadConfig(input_context=...)`).
+
 Its own module so that `sources` (which dispatches names) and `keras_datasets` (which falls back to it) both
 import it: the data modules depend one way, sources -> keras_datasets -> idx -> dataset, with tfds -> dataset.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import tensorflow as tf
 
-from keras_convnets.data.dataset import AUTOTUNE, ImageData
+from keras_convnets.data.dataset import AUTOTUNE, EncodedSplit, ImageData
 
 __all__ = ["load_tfds"]
 
@@ -60,7 +66,12 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None) -> ImageD
 
     train, num_train = split(train_split)
     test, num_test = split(test_split)
-    shape = info.features[info.supervised_keys[0]].shape
+    image_key = info.supervised_keys[0]
+    encoded = {}
+    if isinstance(info.features[image_key], tfds.features.Image):
+        for which, count, key in ((train_split, num_train, "train_encoded"), (test_split, num_test, "test_encoded")):
+            encoded[key] = EncodedSplit(count=count, read=functools.partial(_read_encoded, builder, which, image_key))
+    shape = info.features[image_key].shape
     size = shape[0] if shape and shape[0] is not None and shape[0] == shape[1] else None
     if shape and shape[-1] == 1:
         train = train.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y))
@@ -73,4 +84,28 @@ def load_tfds(name: str, *, data_dir: str | os.PathLike | None = None) -> ImageD
         num_test=num_test,
         labels=list(info.features["label"].names),
         image_size=size,
+        **encoded,
     )
+
+
+def _read_encoded(builder, split: str, image_key: str, shard: int, shards: int) -> tf.data.Dataset:
+    """`(encoded image bytes, int32 label)` of shard `shard` of `shards` of a tensorflow-datasets split, its files
+    divided between the input pipelines; with fewer files than pipelines, every `shards`-th example of all."""
+    import tensorflow_datasets as tfds
+
+    decoders = {image_key: tfds.decode.SkipDecoding()}
+
+    def read(read_config):
+        return builder.as_dataset(
+            split=split, decoders=decoders, read_config=read_config, shuffle_files=False, as_supervised=True
+        )
+
+    if shards == 1:
+        ds = read(tfds.ReadConfig())
+    else:
+        context = tf.distribute.InputContext(num_input_pipelines=shards, input_pipeline_id=shard)
+        try:
+            ds = read(tfds.ReadConfig(input_context=context))
+        except ValueError:  # "Cannot shard the pipeline with given `input_context`": fewer files than pipelines
+            ds = read(tfds.ReadConfig()).shard(shards, shard)
+    return ds.map(lambda x, y: (x, tf.cast(y, tf.int32)), num_parallel_calls=AUTOTUNE, deterministic=True)
