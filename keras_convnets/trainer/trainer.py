@@ -327,7 +327,8 @@ def _fit(
     """Fit from `compiled.initial_epoch` to the end; returns the whole history. The schedule callbacks come
     before the recorder, so that each checkpoint holds the learning rate and schedule state they leave."""
     output_dir, chief = config.output_dir, config.chief
-    train_ds = data_lib.train_pipeline(
+    train_ds = data_lib.distributed_train_pipeline(  # per worker: its shard of the files; per replica: its device
+        config.strategy,
         config.data,
         batch_size=config.batch_size,
         image_size=config.image_size,
