@@ -203,7 +203,7 @@ def test_a_killed_worker_and_a_restarted_job_resume_from_the_last_checkpoint_on_
     assert not (run / "checkpoints" / "epoch-0003").exists() and not (run / "metrics.json").exists()
 
     outputs = finish(start_workers([run, run]))
-    for returncode, stdout, stderr in outputs:
+    for returncode, _stdout, stderr in outputs:
         assert returncode == 0, stderr[-3000:]
     killed_at = [resumed_epoch(stdout) for _, stdout, _ in outputs]
     assert killed_at[0] == killed_at[1] and killed_at[0] in (1, 2), killed_at
