@@ -50,8 +50,7 @@ def test_shards_load_as_a_dataset(shards):
     assert d.notes == ["TFRecord shards: 4 train, 1 validation; labels minus 1"]
     assert [os.path.basename(f) for f in d.train_encoded.files] == sorted(os.listdir(shards))[:4]
     images = {int(y): x.numpy() for x, y in d.train}
-    # written 1-based, read 0-based, the 4 shards interleaved record by record
-    assert list(images) == [shard * 6 + record for record in range(6) for shard in range(4)]
+    assert list(images) == list(range(24))  # written 1-based, read 0-based, one shard after the other
     assert images[0].shape == (64, 48, 3) and images[1].shape == (48, 64, 3) and images[0].dtype == np.uint8
     np.testing.assert_array_equal(images[5], tf.io.decode_jpeg(jpeg(5, (48, 64)), channels=3).numpy())
     raw = tf.io.parse_single_example(
@@ -141,9 +140,24 @@ def test_two_workers_read_only_their_own_shards(shards, tmp_path):
     first, second = labels_of(0), labels_of(1)
     assert sorted(first) == list(range(0, 6)) + list(range(12, 18))
     assert sorted(second) == list(range(6, 12)) + list(range(18, 24))
+    # a validation split held out of them keeps that: each pipeline reads its shards' kept examples
+    held = data.holdout_validation(d, 8, seed=3)
+    assert (held.train_encoded.count, held.validation_encoded.count) == (16, 8)
+    kept = sorted(int(y) for _, y in held.train)
+    validation = sorted(int(y) for _, y in held.validation)
+    assert sorted(kept + validation) == list(range(24))
+    for pipeline, shards_of in ((0, (0, 2)), (1, (1, 3))):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2)
+        ds = held.train_encoded.read(pipeline, 2)
+        assert sorted(int(y) for _, y in ds) == [k for k in kept if k // 6 in shards_of]
+        ds = data.train_pipeline(held, batch_size=4, image_size=24, augmentation="scale", input_context=context)
+        assert {int(v) for _, y in ds for v in y} <= {k for k in kept if k // 6 in shards_of}
+    x, y = next(iter(data.eval_pipeline(held, batch_size=8, image_size=24, augmentation="scale", split="validation")))
+    assert sorted(y.numpy()) == validation and x.shape == (8, 24, 24, 3)
     os.unlink(tmp_path / "train-00001-of-00004")
     os.unlink(tmp_path / "train-00003-of-00004")
     assert sorted(labels_of(0)) == sorted(first)
+    assert sorted(int(y) for _, y in held.train_encoded.read(0, 2)) == [k for k in kept if k // 6 in (0, 2)]
     with pytest.raises(tf.errors.NotFoundError):
         labels_of(1)
 
@@ -218,6 +232,12 @@ def test_tfds_input_pipelines_read_their_share_of_the_files(tiny_tfds):
         parts = [[int(y) for x, y in d.train_encoded.read(shard, shards)] for shard in range(shards)]
         assert [len(part) for part in parts] == [size] * shards
         assert sorted(sum(parts, [])) == list(range(24))
+    # a sample of it: tensorflow-datasets cannot number the examples of one pipeline's files, so the sample is
+    # read whole and each pipeline keeps every other example
+    sample = data.subset(d, max_train=10, seed=1)
+    chosen = [int(y) for _, y in sample.train]
+    parts = [[int(y) for _, y in sample.train_encoded.read(shard, 2)] for shard in range(2)]
+    assert len(chosen) == 10 and [len(part) for part in parts] == [5, 5] and sorted(sum(parts, [])) == sorted(chosen)
     x, y = next(iter(d.train_encoded.read(0, 1)))
     assert x.numpy()[:3] == b"\xff\xd8\xff"
     x, y = next(iter(data.eval_pipeline(d, batch_size=8, image_size=16, augmentation="scale")))

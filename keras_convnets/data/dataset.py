@@ -3,10 +3,10 @@ seeded validation split out of the training set) and `subset` (seeded samples of
 
 A split is a `tf.data.Dataset` of unbatched `(raw uint8 image, int32 label)`. Beside it, a source may keep the
 split's files (`train_files`, `test_files`, `validation_files`: paths and labels; the pipelines permute those
-before decoding), its encoded images (`train_encoded`, `test_encoded`: an `EncodedSplit`, for TFRecord shards and
-tensorflow-datasets; the pipelines decode only the crops they keep) or the training images themselves
-(`train_arrays`); every cut keeps the files and arrays in step with the datasets, and a cut split no longer matches
-its encoded images (their `count` differs), which are then left alone.
+before decoding), its encoded images (`train_encoded`, `test_encoded`, `validation_encoded`: an `EncodedSplit`,
+for TFRecord shards and tensorflow-datasets; the pipelines decode only the crops they keep) or the training images
+themselves (`train_arrays`). `subset` and `holdout_validation` cut all of them with the datasets; a split cut by
+hand no longer matches them (their count differs), and they are then left alone.
 """
 
 from __future__ import annotations
@@ -30,11 +30,53 @@ class EncodedSplit:
     """A split as `count` encoded images (JPEG, PNG, ...) with int32 labels. `read(shard, shards)` is the dataset of
     unbatched `(encoded bytes, label)` of shard `shard` of `shards` in a fixed order: one shard per input pipeline,
     so that each worker reads only its own part of the files (`files`, when the split is a list of record files).
-    The pipelines shuffle it and decode only what they keep (`keras_convnets.data.decode`)."""
+    The pipelines shuffle it and decode only what they keep (`keras_convnets.data.decode`).
+
+    `read_numbered(shard, shards)`, where the source can number its examples in any shard (TFRecord files, whose
+    record counts are known), yields `(position in the split, bytes, label)`: a cut of the split (`subset`,
+    `holdout_validation`) then keeps each worker reading only its files; without it, a cut is read whole and each
+    pipeline keeps every `shards`-th example."""
 
     count: int
     read: Callable[[int, int], tf.data.Dataset]
     files: tuple[str, ...] = ()
+    read_numbered: Callable[[int, int], tf.data.Dataset] | None = None
+
+    def cut(self, indices: np.ndarray) -> EncodedSplit:
+        """The examples at the sorted `indices` (positions in the split's order, that of `read(0, 1)` without a
+        `read_numbered`), renumbered 0 .. len(indices) - 1 in their order."""
+        keep = np.zeros(self.count, dtype=bool)
+        keep[indices] = True
+        kept, rank = tf.constant(keep), tf.constant(np.cumsum(keep) - 1, tf.int64)
+        source = self
+
+        def kept_position(position, *example):
+            return tf.gather(kept, position)
+
+        if source.read_numbered is not None:
+
+            def renumbered(position, x, y):
+                return tf.gather(rank, position), x, y
+
+            def without_position(position, x, y):
+                return x, y
+
+            def read_numbered(shard: int, shards: int) -> tf.data.Dataset:
+                return source.read_numbered(shard, shards).filter(kept_position).map(renumbered)
+
+            def read(shard: int, shards: int) -> tf.data.Dataset:
+                return read_numbered(shard, shards).map(without_position)
+
+            return EncodedSplit(len(indices), read, source.files, read_numbered)
+
+        def example_only(position, example):
+            return example
+
+        def read(shard: int, shards: int) -> tf.data.Dataset:
+            ds = source.read(0, 1).enumerate().filter(kept_position).map(example_only)
+            return ds if shards == 1 else ds.shard(shards, shard)
+
+        return EncodedSplit(len(indices), read, source.files)
 
 
 @dataclass
@@ -62,6 +104,7 @@ class ImageData:
     validation_files: tuple[np.ndarray, np.ndarray] | None = None  # and for a validation split held out of them
     train_encoded: EncodedSplit | None = None  # the training images encoded (TFRecord shards, tensorflow-datasets)
     test_encoded: EncodedSplit | None = None  # the same for the test split
+    validation_encoded: EncodedSplit | None = None  # and for a validation split held out of them
 
     @property
     def num_classes(self) -> int:
@@ -117,18 +160,27 @@ def _select(ds: tf.data.Dataset, count: int, indices: np.ndarray) -> tf.data.Dat
     keep = np.zeros(count, dtype=bool)
     keep[indices] = True
     mask = tf.constant(keep)
-    return ds.enumerate().filter(lambda i, xy: mask[i]).map(lambda i, xy: xy)
+
+    def kept(i, xy):
+        return mask[i]
+
+    def element(i, xy):
+        return xy
+
+    return ds.enumerate().filter(kept).map(element)
 
 
-def _pick(ds, count: int, indices: np.ndarray, *, files=None, arrays=None):
-    """The examples at the sorted `indices` of a split: (dataset, files, arrays), each cut from what exists."""
+def _pick(ds, count: int, indices: np.ndarray, *, files=None, arrays=None, encoded=None):
+    """The examples at the sorted `indices` of a split: (dataset, files, arrays, encoded), each cut from what
+    exists."""
+    encoded = encoded.cut(indices) if encoded is not None else None
     if files is not None:
         files = (files[0][indices], files[1][indices])
-        return files_dataset(*files), files, None
+        return files_dataset(*files), files, None, encoded
     if arrays is not None:
         arrays = (arrays[0][indices], arrays[1][indices])
-        return tf.data.Dataset.from_tensor_slices(arrays), None, arrays
-    return _select(ds, count, indices), None, None
+        return tf.data.Dataset.from_tensor_slices(arrays), None, arrays, encoded
+    return _select(ds, count, indices), None, None, encoded
 
 
 def _check_seed(seed) -> int:
@@ -156,25 +208,28 @@ def holdout_validation(data: ImageData, size: int | float, *, seed: int = 0) -> 
         )
     order = np.random.RandomState(_check_seed(seed)).permutation(data.num_train)
     held, kept = np.sort(order[:count]), np.sort(order[count:])
-    sources = dict(files=train_files_of(data), arrays=train_arrays_of(data))
-    train, train_files, train_arrays = _pick(data.train, data.num_train, kept, **sources)
-    validation, validation_files, _ = _pick(data.train, data.num_train, held, **sources)
+    sources = dict(files=train_files_of(data), arrays=train_arrays_of(data), encoded=encoded_of(data, "train"))
+    train, train_files, train_arrays, train_encoded = _pick(data.train, data.num_train, kept, **sources)
+    validation, validation_files, _, validation_encoded = _pick(data.train, data.num_train, held, **sources)
     return dataclasses.replace(
         data,
         train=train,
         num_train=len(kept),
         train_arrays=train_arrays,
         train_files=train_files,
+        train_encoded=train_encoded,
         validation=validation,
         num_validation=count,
         validation_files=validation_files,
+        validation_encoded=validation_encoded,
     )
 
 
 def subset(data: ImageData, max_train: int | None = None, max_test: int | None = None, *, seed: int = 0) -> ImageData:
     """A copy of `data` with at most `max_train` training and `max_test` test examples, each a sample drawn at
     random from `seed` (in the split's order), so that a folder listed class by class keeps all its classes.
-    `None` keeps a split whole. The in-memory arrays and the file lists are cut with the datasets."""
+    `None` keeps a split whole. The in-memory arrays, the file lists and the encoded images are cut with the
+    datasets."""
     rng = np.random.RandomState(_check_seed(seed))
     changes = {}
     for split, limit in (("train", max_train), ("test", max_test)):
@@ -189,8 +244,10 @@ def subset(data: ImageData, max_train: int | None = None, max_test: int | None =
         indices = np.sort(rng.permutation(count)[: int(limit)])
         files = _matching(getattr(data, f"{split}_files"), count)
         arrays = train_arrays_of(data) if split == "train" else None
-        ds, files, arrays = _pick(getattr(data, split), count, indices, files=files, arrays=arrays)
-        changes.update({split: ds, f"num_{split}": int(limit), f"{split}_files": files})
+        ds, files, arrays, encoded = _pick(
+            getattr(data, split), count, indices, files=files, arrays=arrays, encoded=encoded_of(data, split)
+        )
+        changes.update({split: ds, f"num_{split}": int(limit), f"{split}_files": files, f"{split}_encoded": encoded})
         if split == "train":
             changes["train_arrays"] = arrays
     return dataclasses.replace(data, **changes) if changes else data

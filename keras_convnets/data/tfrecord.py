@@ -14,6 +14,7 @@ only the crops they keep.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import re
@@ -93,18 +94,45 @@ def _parse(serialized, label_offset: int):
     return example["image/encoded"], tf.cast(example["image/class/label"] - label_offset, tf.int32)
 
 
-def _records(files: Sequence[str], label_offset: int, shard: int, shards: int) -> tf.data.Dataset:
-    """`(encoded bytes, label)` of shard `shard` of `shards`: every `shards`-th file from `shard` on (the worker
-    reads only those), interleaved record by record; with fewer files than shards, every `shards`-th record of all
-    the files."""
-    mine = list(files[shard::shards]) if len(files) >= shards else list(files)
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(mine, tf.string))
-    ds = ds.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(mine), 16), num_parallel_calls=AUTOTUNE, deterministic=True
+def _numbered_records(
+    files: Sequence[str], counts: Sequence[int], label_offset: int, shard: int, shards: int, *, interleave: bool = True
+) -> tf.data.Dataset:
+    """`(position, encoded bytes, label)` of shard `shard` of `shards`: every `shards`-th file from `shard` on (the
+    worker reads only those), interleaved record by record (or one file after the other); with fewer files than
+    shards, every `shards`-th record of all the files. A record's position in the split is the number of records
+    of the files before its own plus its index in its file, whichever files a shard reads."""
+    firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype("int64")
+    mine = list(range(shard, len(files), shards)) if len(files) >= shards else list(range(len(files)))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (tf.constant([files[i] for i in mine], tf.string), tf.constant(firsts[mine], tf.int64))
     )
+
+    def records(path, first):
+        def numbered(index, record):
+            return first + index, record
+
+        return tf.data.TFRecordDataset(path).enumerate().map(numbered)
+
+    def parsed(position, record):
+        return (position, *_parse(record, label_offset))
+
+    cycle = min(len(mine), 16) if interleave else 1
+    if cycle > 1:
+        ds = ds.interleave(records, cycle_length=cycle, num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.flat_map(records)
     if len(files) < shards:
         ds = ds.shard(shards, shard)
-    return ds.map(lambda record: _parse(record, label_offset), num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds.map(parsed, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
+def _records(files: Sequence[str], counts: Sequence[int], label_offset: int, shard: int, shards: int):
+    """`(encoded bytes, label)` of shard `shard` of `shards` (`_numbered_records` without the positions)."""
+
+    def example(position, x, y):
+        return x, y
+
+    return _numbered_records(files, counts, label_offset, shard, shards).map(example)
 
 
 def _class_names(files: Sequence[str]) -> tuple[np.ndarray, dict[int, str], int]:
@@ -151,19 +179,26 @@ def load_tfrecord_dir(directory: str | os.PathLike, *, label_offset: int | None 
         )
     num_classes = int(written.max()) - offset + 1
     labels = [names.get(k + offset, str(k)) for k in range(num_classes)]
-    num_train = sum(count_records(path) for path in train_files)
+    train_counts = [count_records(path) for path in train_files]
+    num_train = sum(train_counts)
 
-    def split(files, count):
+    def split(files, counts):
         encoded = EncodedSplit(
-            count=count, read=lambda shard, shards: _records(files, offset, shard, shards), files=tuple(files)
+            count=sum(counts),
+            read=functools.partial(_records, files, counts, offset),
+            files=tuple(files),
+            read_numbered=functools.partial(_numbered_records, files, counts, offset),
         )
-        decoded = encoded.read(0, 1).map(
-            lambda x, y: (decode_image_bytes(x), y), num_parallel_calls=AUTOTUNE, deterministic=True
-        )
-        return decoded, encoded
 
-    train, train_encoded = split(train_files, num_train)
-    test, test_encoded = split(test_files, num_test)
+        def decoded(position, x, y):
+            return decode_image_bytes(x), y
+
+        # the split's order: one file after the other, the order of the positions (`subset` cuts by them)
+        ordered = _numbered_records(files, counts, offset, 0, 1, interleave=False)
+        return ordered.map(decoded, num_parallel_calls=AUTOTUNE, deterministic=True), encoded
+
+    train, train_encoded = split(train_files, train_counts)
+    test, test_encoded = split(test_files, [count_records(path) for path in test_files])
     return ImageData(
         name=os.path.basename(os.path.normpath(directory)),
         train=train,
