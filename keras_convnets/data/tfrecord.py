@@ -95,12 +95,20 @@ def _parse(serialized, label_offset: int):
 
 
 def _numbered_records(
-    files: Sequence[str], counts: Sequence[int], label_offset: int, shard: int, shards: int, *, interleave: bool = True
+    files: Sequence[str],
+    counts: Sequence[int],
+    label_offset: int,
+    shard: int,
+    shards: int,
+    *,
+    interleave: bool = True,
+    numbered: bool = True,
 ) -> tf.data.Dataset:
     """`(position, encoded bytes, label)` of shard `shard` of `shards`: every `shards`-th file from `shard` on (the
     worker reads only those), interleaved record by record (or one file after the other); with fewer files than
     shards, every `shards`-th record of all the files. A record's position in the split is the number of records
-    of the files before its own plus its index in its file, whichever files a shard reads."""
+    of the files before its own plus its index in its file, whichever files a shard reads. `numbered=False`:
+    `(encoded bytes, label)`, in the same order."""
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype("int64")
     mine = list(range(shard, len(files), shards)) if len(files) >= shards else list(range(len(files)))
     ds = tf.data.Dataset.from_tensor_slices(
@@ -108,13 +116,13 @@ def _numbered_records(
     )
 
     def records(path, first):
-        def numbered(index, record):
+        def number(index, record):
             return first + index, record
 
-        return tf.data.TFRecordDataset(path).enumerate().map(numbered)
+        return tf.data.TFRecordDataset(path).enumerate().map(number) if numbered else tf.data.TFRecordDataset(path)
 
-    def parsed(position, record):
-        return (position, *_parse(record, label_offset))
+    def parsed(*numbered_record):
+        return (*numbered_record[:-1], *_parse(numbered_record[-1], label_offset))
 
     cycle = min(len(mine), 16) if interleave else 1
     if cycle > 1:
@@ -128,11 +136,7 @@ def _numbered_records(
 
 def _records(files: Sequence[str], counts: Sequence[int], label_offset: int, shard: int, shards: int):
     """`(encoded bytes, label)` of shard `shard` of `shards` (`_numbered_records` without the positions)."""
-
-    def example(position, x, y):
-        return x, y
-
-    return _numbered_records(files, counts, label_offset, shard, shards).map(example)
+    return _numbered_records(files, counts, label_offset, shard, shards, numbered=False)
 
 
 def _class_names(files: Sequence[str]) -> tuple[np.ndarray, dict[int, str], int]:
