@@ -99,13 +99,15 @@ def fixed_batch(workload: Workload):
     return images, labels
 
 
-def keras_step(model, workload: Workload, *, on_device: bool = True, strategy=None):
+def keras_step(model, workload: Workload, *, on_device: bool = True, strategy=None, channels_first: bool = False):
     """`run(calls)`: `calls` calls of the model's compiled train function on one fixed batch (each call runs
     `model.steps_per_execution` steps). Under a strategy of several replicas the batch is the global one, split
     over them by `experimental_distribute_dataset` as `fit` does."""
     import tensorflow as tf
 
     images, labels = fixed_batch(workload)
+    if channels_first:
+        images = images.transpose(0, 3, 1, 2).copy()
     ds = tf.data.Dataset.from_tensors((images, labels)).repeat()
     if strategy is not None:  # the optimizer's and metrics' variables, created before the step as `fit` does
         with strategy.scope():
@@ -150,6 +152,61 @@ def before_speedups():
         builders.FusedBatchNormalization, IdentityShortcut._subsample = saved
 
 
+# changes tried against our step, side by side (`--try`): each is a context manager in effect while the model is
+# built and its step traced
+VARIANTS = ("channels_first", "fused_sgd")
+
+
+@contextlib.contextmanager
+def channels_first():
+    """Build in channels_first (NCHW); `keras_step` then feeds the batch transposed."""
+    import keras
+
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        yield
+    finally:
+        keras.config.set_image_data_format(previous)
+
+
+@contextlib.contextmanager
+def fused_sgd():
+    """Keras's SGD with momentum updates each variable in element-wise ops (`m = m * momentum - lr * g; w += m`:
+    Mul, Sub, AssignAdd); this traces one `ResourceApplyKerasMomentum` kernel per variable instead (same update)."""
+    import tensorflow as tf
+    from keras.src.optimizers import sgd
+
+    keras_update = sgd.SGD.update_step
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self.momentum or self.nesterov:
+            return keras_update(self, gradient, variable, learning_rate)
+        momentum = self.momentums[self._get_variable_index(variable)]
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=getattr(variable, "_value", variable).handle,
+            accum=getattr(momentum, "_value", momentum).handle,
+            lr=tf.cast(learning_rate, variable.dtype),
+            grad=tf.cast(gradient, variable.dtype),
+            momentum=tf.cast(self.momentum, variable.dtype),
+            use_nesterov=False,
+        )
+
+    sgd.SGD.update_step = update_step
+    try:
+        yield
+    finally:
+        sgd.SGD.update_step = keras_update
+
+
+def _variant(name: str | None):
+    if name is None:
+        return contextlib.nullcontext()
+    if name not in VARIANTS:
+        raise ValueError(f"`variant` must be one of {', '.join(VARIANTS)}. Received: variant={name!r}")
+    return {"channels_first": channels_first, "fused_sgd": fused_sgd}[name]()
+
+
 def ours(
     workload: Workload,
     policy: str,
@@ -158,16 +215,19 @@ def ours(
     before: bool = False,
     steps_per_execution: int = 1,
     strategy=None,
+    variant: str | None = None,
 ):
     """Our registered model, built and compiled as the trainer does (in `strategy`'s scope when given), and its
-    `keras_step` runner, traced once."""
+    `keras_step` runner, traced once (`variant`: one of `VARIANTS`, in effect while building and tracing)."""
+    import keras
+
     import keras_convnets
 
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext(), scope:
-        model = keras_convnets.get_model(
-            workload.model, input_shape=(workload.size, workload.size, 3), classes=workload.classes
-        )
+    with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext(), _variant(variant), scope:
+        first = keras.config.image_data_format() == "channels_first"
+        shape = (3, workload.size, workload.size) if first else (workload.size, workload.size, 3)
+        model = keras_convnets.get_model(workload.model, input_shape=shape, classes=workload.classes)
         compile_like_trainer(
             model,
             workload.model,
@@ -175,7 +235,7 @@ def ours(
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
         )
-        run = keras_step(model, workload, strategy=strategy)
+        run = keras_step(model, workload, strategy=strategy, channels_first=first)
         run(1)  # trace while the patched methods are in place
     return model, run
 
@@ -315,9 +375,13 @@ def benchmark(
     use_torch: bool = True,
     threads: int | None = None,
     before: bool = False,
+    variants: tuple[str, ...] = (),
     log=None,
 ) -> str:
-    """Run the training benchmark and return its report (a markdown table and notes)."""
+    """Run the training benchmark and return its report (a markdown table and notes; with `variants`, a second
+    table of each variant of our step against ours and PyTorch, from the same rounds)."""
+    for variant in variants:
+        _variant(variant)  # checks the name
     load_before = common.load_average()
     common.set_threads(threads)
     torch = common.optional_torch() if use_torch else None
@@ -349,6 +413,10 @@ def benchmark(
                 configs.append(
                     common.Config(entry["before"], ours(workload, precision, before=True)[1], workload.batch, steps=n)
                 )
+            for variant in variants:
+                entry.setdefault("variants", {})[variant] = f"{variant} {name} {precision}"
+                runner = ours(workload, precision, variant=variant)[1]
+                configs.append(common.Config(entry["variants"][variant], runner, workload.batch, steps=n))
             if workload.applications:
                 entry["applications"] = f"keras.applications {name} {precision}"
                 configs.append(
@@ -414,7 +482,37 @@ def benchmark(
         )
     notes.append(f"Threads per framework: {threads or 'all CPUs'}.")
     header = common.report_header("Training throughput", rounds=1 if smoke else rounds, load_before=load_before)
-    return "\n".join([header, common.markdown_table(headers, rows), ""] + notes)
+    parts = [header, common.markdown_table(headers, rows), ""]
+    if variants:
+        variant_rows = []
+        for entry in rows_spec:
+            for variant, label in entry["variants"].items():
+                rate, mine = timings[label].median, timings[entry["ours"]].median
+                theirs = timings[entry["torch"]].median if "torch" in entry else None
+                variant_rows.append(
+                    [
+                        f"{entry['workload'].model} ({entry['workload'].size}px)",
+                        "bfloat16" if entry["precision"] == "mixed_bfloat16" else "float32",
+                        variant,
+                        common.fmt(rate),
+                        common.fmt(rate / mine, 3),
+                        common.fmt(cpu_ratio(timings, label, entry["ours"]), 3),
+                        common.fmt(rate / theirs if theirs else None, 2),
+                        f"{timings[label].spread:.0%}",
+                    ]
+                )
+        variant_headers = [
+            "model",
+            "precision",
+            "variant",
+            "img/s",
+            "variant / ours",
+            "variant / ours (CPU time)",
+            "variant / torch",
+            "spread",
+        ]
+        parts += [common.markdown_table(variant_headers, variant_rows), ""]
+    return "\n".join(parts + notes)
 
 
 def main(argv=None) -> int:
@@ -440,6 +538,13 @@ def main(argv=None) -> int:
         help="also time our models as built before the speed work (Keras batch norm, sliced shortcut)",
     )
     parser.add_argument(
+        "--try",
+        dest="variants",
+        default="",
+        metavar="VARIANT,...",
+        help="also time these variants of our step: " + ", ".join(VARIANTS),
+    )
+    parser.add_argument(
         "--steps-per-execution",
         default=None,
         metavar="N,N,...",
@@ -456,6 +561,10 @@ def main(argv=None) -> int:
     for model in models:
         if model not in WORKLOADS:
             parser.error(f"--models must be among {', '.join(WORKLOADS)}. Received: {model!r}")
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    for variant in variants:
+        if variant not in VARIANTS:
+            parser.error(f"--try must be among {', '.join(VARIANTS)}. Received: {variant!r}")
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     if args.steps_per_execution is not None:
@@ -484,6 +593,7 @@ def main(argv=None) -> int:
             use_torch=not args.no_torch,
             threads=args.threads,
             before=args.before,
+            variants=variants,
             log=log,
         )
     )
