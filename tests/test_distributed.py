@@ -117,6 +117,8 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
             "3",
             "--sync-bn",
             "--check-small-batch",
+            "--before",
+            "14",  # another model trained first in the process, under the same strategy name
         ],
         capture_output=True,
         text=True,
@@ -125,6 +127,7 @@ def test_mirrored_over_two_logical_cpus(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = result_of(done.stdout)
     assert report["replicas"] == 2
+    assert report["before_loss"] > 0  # a second MirroredStrategy in the process aborted every collective
     assert report["losses"][-1] < report["losses"][0]
     assert report["synchronized"] == [True]
     assert "at least the number of replicas (2" in report["small_batch_error"]

@@ -2,7 +2,7 @@
 
     python tests/train_child.py OUTPUT_DIR [--epochs N] [--strategy NAME] [--cpu-devices N] [--sync-bn]
         [--recipe NAME] [--augmentation NAME] [--patience N] [--stream] [--export-dir DIR]
-        [--kill-at PATTERN [--kill-nth N]]
+        [--kill-at PATTERN [--kill-nth N]] [--before DEPTH]
 
 Trains a CIFAR ResNet-8 on 64 digits at 16x16 (seed 7, deterministic ops, float32) and prints one JSON line
 (`RESULT {...}`) with the replicas, the per-epoch losses, the test accuracy and the sha256 of the final weights
@@ -10,6 +10,9 @@ and optimizer variables (`distribute.weights_checksum`). `--augmentation` and `-
 augmentation and plateau patience; `--stream` makes the training pipeline stream (no in-memory cache), as it does
 for a set too large for memory. `--export-dir` also exports the model (the `.keras` format only, to keep the
 tests short).
+
+`--before DEPTH` first trains a CIFAR ResNet-DEPTH for one epoch in the same process, the strategy given by its
+name (a second `train` in one process under the same strategy name, another model's gradients).
 
 `--kill-at PATTERN` is a fault: the process SIGKILLs itself at the N-th (`--kill-nth`, default 1) rename of a file
 or directory onto a path that matches PATTERN (`fnmatch`, e.g. `*/checkpoints/epoch-0002`), after cutting a file
@@ -66,6 +69,7 @@ def main() -> int:
     parser.add_argument("--export-dir", default=None)
     parser.add_argument("--kill-at", default=None)
     parser.add_argument("--kill-nth", type=int, default=1)
+    parser.add_argument("--before", type=int, default=None)
     args = parser.parse_args()
     if args.kill_at:
         kill_at(args.kill_at, args.kill_nth)
@@ -124,6 +128,19 @@ def main() -> int:
         train_arrays=(images[:64], labels[:64]),
     )
     report = {}
+    if args.before:
+        first = trainer.train(
+            lambda **kw: keras_convnets.CifarResNet(args.before, **kw),
+            tiny,
+            epochs=1,
+            batch_size=args.batch_size,
+            image_size=16,
+            strategy=args.strategy,
+            mixed_precision="float32",
+            print_fn=None,
+            verbose=0,
+        )
+        report["before_loss"] = first.history[-1]["loss"]
     if args.check_small_batch:
         try:
             trainer.train(resnet8, tiny, epochs=1, batch_size=1, strategy=strategy, print_fn=None)

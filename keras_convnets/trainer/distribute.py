@@ -8,6 +8,11 @@
   before anything else uses TensorFlow in the process.
 - `"tpu"`: `TPUStrategy` on the TPU the cluster resolver finds.
 
+The mirrored and multi-worker strategies are made once per process and configuration and then reused: two
+`MirroredStrategy` objects in one process number their collective operations alike, and the second one's first
+all-reduce meets the first one's (TensorFlow aborts every collective of the process with "Shape mismatch in the
+collective instance"). `train` called twice with `strategy="mirrored"` therefore trains both times.
+
 A multi-worker run resumes only where every worker restores the same checkpoint (`agree_on_resume`): the workers
 exchange the epoch of the newest checkpoint each one sees with a digest of its files, then the epoch they restored
 with a checksum of their weights (`weights_checksum`), and a difference (a run directory that is not on storage
@@ -39,6 +44,8 @@ __all__ = [
 ]
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+
+_COLLECTIVE_STRATEGIES: dict[tuple, tf.distribute.Strategy] = {}  # one per configuration, for the process
 
 
 def _tf_config() -> dict:
@@ -75,17 +82,21 @@ def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
                 '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}. '
                 f"Received: TF_CONFIG={os.environ.get('TF_CONFIG', '')!r}"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        key = ("multi_worker", os.environ.get("TF_CONFIG", ""))
+        if key not in _COLLECTIVE_STRATEGIES:
+            _COLLECTIVE_STRATEGIES[key] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _COLLECTIVE_STRATEGIES[key]
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
+        devices = tuple(d.name for d in gpus) or tuple(d.name for d in tf.config.list_logical_devices("CPU"))
+        key = ("mirrored", devices)
+        if key not in _COLLECTIVE_STRATEGIES:
+            _COLLECTIVE_STRATEGIES[key] = tf.distribute.MirroredStrategy(devices=list(devices))
+        return _COLLECTIVE_STRATEGIES[key]
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
