@@ -214,3 +214,57 @@ def test_a_killed_worker_and_a_restarted_job_resume_from_the_last_checkpoint_on_
     assert reports[0]["checksum"] == reports[1]["checksum"] == reference[0]["checksum"]
     assert reports[0]["losses"] == pytest.approx(reference[0]["losses"], rel=1e-6)
     assert json.loads((run / "metrics.json").read_text())["iterations"] == EPOCHS * 4
+
+
+AVERAGING_CHILD = """
+import json, os
+from keras_convnets.trainer import callbacks, distribute
+distribute.configure_cpu_devices(2)
+strategy = distribute.get_strategy("mirrored")
+import keras, numpy as np, tensorflow as tf
+with strategy.scope():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.BatchNormalization()(inputs)))
+bn = model.layers[1]
+
+def diverge(scale):  # replica r holds mean m * (1 + r) * scale and variance v + 3 r
+    def step():
+        r = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)
+        bn.moving_mean.assign(tf.constant([1.0, -2.0, 0.5]) * (1.0 + r) * scale)
+        bn.moving_variance.assign(tf.constant([1.0, 4.0, 9.0]) + 3.0 * r)
+    tf.function(lambda: strategy.run(step))()
+
+def local():
+    return [[np.asarray(t).tolist() for t in strategy.experimental_local_results(v.value)]  # the per-replica copies
+            for v in (bn.moving_mean, bn.moving_variance)]
+
+report = {"variables": [v.path for v in callbacks._statistics(model)]}
+callback = callbacks.AverageReplicaStatistics(strategy)
+callback.set_model(model)
+diverge(1.0)
+report["diverged"] = local()
+callback.on_epoch_begin(0)
+callback.on_test_begin()  # the epoch's validation: averaged before it
+report["validated"] = local()
+diverge(2.0)
+callback.on_epoch_end(0)  # already averaged this epoch: left alone
+report["after_validated_epoch"] = local()
+callback.on_epoch_begin(1)
+callback.on_epoch_end(1)  # no validation this epoch: averaged at its end
+report["epoch_end"] = local()
+print("RESULT " + json.dumps(report), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_replica_batch_norm_statistics_are_averaged_before_validation_and_only_once_an_epoch():
+    done = subprocess.run([sys.executable, "-c", AVERAGING_CHILD], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = result_of(done.stdout)
+    assert report["variables"] == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
+    assert report["diverged"] == [[[1.0, -2.0, 0.5], [2.0, -4.0, 1.0]], [[1.0, 4.0, 9.0], [4.0, 7.0, 12.0]]]
+    averaged = [[[1.5, -3.0, 0.75]] * 2, [[2.5, 5.5, 10.5]] * 2]  # the numpy mean over the two replicas
+    assert report["validated"] == averaged
+    diverged_twice = [[[2.0, -4.0, 1.0], [4.0, -8.0, 2.0]], [[1.0, 4.0, 9.0], [4.0, 7.0, 12.0]]]
+    assert report["after_validated_epoch"] == diverged_twice
+    assert report["epoch_end"] == [[[3.0, -6.0, 1.5]] * 2, [[2.5, 5.5, 10.5]] * 2]

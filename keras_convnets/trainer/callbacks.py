@@ -222,12 +222,16 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 def _statistics(model: keras.Model) -> list:
-    """The model's non-trainable floating-point variables (batch-norm moving statistics), each once."""
+    """The moving statistics of the model's batch-norm layers (nested models included), each variable once.
+    Nothing else: other non-trainable state (seed generators, constants) is not a replica's own estimate."""
     seen, found = set(), []
-    for variable in model.non_trainable_variables:
-        if id(variable) not in seen and "float" in str(variable.dtype):
-            seen.add(id(variable))
-            found.append(variable)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        for variable in (layer.moving_mean, layer.moving_variance):
+            if variable is not None and id(variable) not in seen:
+                seen.add(id(variable))
+                found.append(variable)
     return found
 
 
@@ -261,17 +265,32 @@ def average_replica_statistics(model: keras.Model, strategy, *, function=None):
 
 
 class AverageReplicaStatistics(keras.callbacks.Callback):
-    """At the end of every epoch, the batch-norm moving statistics of all replicas replaced by their mean
-    (`average_replica_statistics`), so that every worker holds the same model. Place it before `RunRecorder`,
-    whose checkpoint must hold the averaged values."""
+    """The batch-norm moving statistics of all replicas replaced by their mean (`average_replica_statistics`) once
+    an epoch, when its training steps are done: before the epoch's validation when there is one (`fit` runs it
+    before `on_epoch_end`, and each replica would otherwise evaluate its share with its own statistics), else at
+    the epoch's end. Every worker then holds the same model. Place it before `RunRecorder`, whose checkpoint must
+    hold the averaged values."""
 
     def __init__(self, strategy):
         super().__init__()
         self.strategy = strategy
         self._function = None
+        self._averaged = False
+
+    def _average(self):
+        self._function = average_replica_statistics(self.model, self.strategy, function=self._function)
+        self._averaged = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._averaged = False
+
+    def on_test_begin(self, logs=None):  # only inside `fit`: the callback is not given to `evaluate`
+        if not self._averaged:
+            self._average()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._function = average_replica_statistics(self.model, self.strategy, function=self._function)
+        if not self._averaged:
+            self._average()
 
 
 def _scalar(value) -> float:

@@ -269,8 +269,8 @@ def _resume(config: TrainConfig, compiled: Compiled) -> Compiled:
     failure = None
     try:
         compiled = resume(config, compiled)
-    except (ValueError, OSError) as error:  # no checkpoint of the run loads on this worker
-        failure = error
+    except Exception as error:  # no checkpoint loads on this worker: it still joins the exchange below (raising
+        failure = error  # here would leave the other workers waiting in it), which raises it again on this worker
     distribute.agree_on_resume(
         config.strategy,
         epoch=None if failure is not None else compiled.initial_epoch,
