@@ -18,7 +18,7 @@ from keras_convnets.cli import choices
 from keras_convnets.cli import main as cli
 from keras_convnets.cli import models as cli_models
 
-NOISE = ("oneDNN", "cuda_", "absl", "cpu_feature_guard")
+NOISE = ("oneDNN", "cuda_", "absl", "cpu_feature_guard", "XNNPACK")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -206,6 +206,8 @@ def test_a_run_shows_none_of_tensorflows_start_up_lines(tmp_path):
     lines = (done.stdout + done.stderr).splitlines()
     assert [line for line in lines if any(word in line for word in NOISE)] == []
     assert lines[0].startswith("Training resnet20 on digits") and lines[1].startswith("epoch 1/1 (iteration 2)")
+    # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." of the export's parity check is left out
+    assert len(lines) == 3 and lines[2].startswith("Test accuracy ")
     assert os.path.exists(tmp_path / "run" / "metrics.json")
 
 
@@ -305,3 +307,36 @@ def test_an_image_folders_evaluation_set_has_a_known_size(tmp_path):
         ds = data.eval_pipeline(folder, batch_size=8, image_size=16, augmentation=augmentation)
         assert int(ds.cardinality()) == 2
         assert [int(x.shape[0]) for x, _ in ds] == [8, 4]
+
+
+def test_train_options_reach_the_builder_and_a_resume_reads_them_back(tmp_path, monkeypatch):
+    import json
+
+    import keras_convnets.trainer
+
+    seen = []
+
+    class Result:
+        metrics = {"test_accuracy": 1.0}
+
+    def fake_train(model, dataset, **kwargs):
+        seen.append((model, kwargs["model_options"], kwargs["output_dir"]))
+        return Result()
+
+    monkeypatch.setattr(keras_convnets.trainer, "train", fake_train)
+    argv = ["train", "--model", "vgg11", "--option", "batch_norm=true", "--option", "dropout=0.25"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "run")]) == 0
+    assert seen[-1] == ("vgg11", {"batch_norm": True, "dropout": 0.25}, str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    record = {"model": "googlenet", "dataset": "digits", "model_options": {"variant": "torchvision"}}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(record))
+    assert cli.main(["train", "--resume", str(tmp_path / "run")]) == 0
+    assert seen[-1] == ("googlenet", {"variant": "torchvision"}, str(tmp_path / "run"))
+
+
+def test_a_train_option_that_is_not_key_value_is_one_line(tmp_path, capsys):
+    assert cli.main(["train", "--option", "batch_norm", "--output-dir", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "convnets train: error: `--option` must be KEY=VALUE. Received: --option batch_norm"
+    ]
+    assert os.listdir(tmp_path) == []

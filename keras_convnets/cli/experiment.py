@@ -59,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from keras_convnets.utils.backend import require_tensorflow_backend
 
     require_tensorflow_backend("running an experiment")
-    try:
-        settings = parse_options(args.settings)
-    except ValueError:
-        raise ValueError(f"`--set` must be KEY=VALUE. Received: --set {args.settings!r}") from None
+    settings = parse_options(args.settings, flag="--set")
     if args.quick and args.preset not in (None, "quick"):
         raise ValueError(f"`--quick` is `--preset quick`. Received: --quick --preset {args.preset}")
     preset = "quick" if args.quick else (args.preset or "full")

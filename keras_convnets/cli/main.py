@@ -64,15 +64,10 @@ def _import_tensorflow(show_logs: bool) -> None:
     kept out of stderr."""
     if show_logs or "tensorflow" in sys.modules:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    from keras_convnets.utils.logs import quiet_native_logs
+
+    with quiet_native_logs(always=True):
+        import tensorflow  # noqa: F401
 
 
 def _one_line(error: BaseException) -> str:

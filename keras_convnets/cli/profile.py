@@ -21,14 +21,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_options(pairs: list[str]) -> dict:
+def parse_options(pairs: list[str], flag: str = "--option") -> dict:
     """`["stride_in=3x3", "aux_logits=false"]` -> `{"stride_in": "3x3", "aux_logits": False}`."""
     import ast
 
     options = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"`--option` must be KEY=VALUE. Received: --option {pair}")
+            raise ValueError(f"`{flag}` must be KEY=VALUE. Received: {flag} {pair}")
         key, value = pair.split("=", 1)
         lowered = value.lower()
         if lowered in ("true", "false", "none"):

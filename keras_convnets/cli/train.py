@@ -113,6 +113,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--image-size", type=_positive_int, default=None, help="default: the dataset's or the recipe's")
     parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder option of the model, e.g. --option batch_norm=true (VGG) or --option variant=torchvision "
+        "(GoogLeNet); repeatable, recorded in run.json (--resume reads them)",
+    )
+    parser.add_argument(
         "--validation-split",
         type=_fraction,
         default=None,
@@ -150,6 +158,7 @@ def resume_settings(args: argparse.Namespace) -> dict:
         "steps_per_epoch": config.get("steps_per_epoch"),
         "image_size": config.get("image_size"),
         "validation_split": config.get("validation_split", 0.0),
+        "model_options": config.get("model_options") or {},
     }
 
 
@@ -205,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
         saved = resume_settings(args)
         output_dir = args.resume
 
+    from keras_convnets.cli.profile import parse_options
+
+    model_options = parse_options(args.option, flag="--option") if args.option else saved.get("model_options", {})
+
     def setting(key, default=None):
         value = getattr(args, key)
         return value if value is not None else saved.get(key) if saved.get(key) is not None else default
@@ -230,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         steps_per_epoch=setting("steps_per_epoch"),
         image_size=setting("image_size"),
         validation_split=setting("validation_split", "auto"),
+        model_options=model_options,
     )
     return 0 if result.metrics else 1
 

@@ -8,6 +8,7 @@ TFLite files are run with the LiteRT interpreter (`ai_edge_litert`), never `tf.l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from typing import Any
@@ -22,6 +23,7 @@ from keras_convnets.export.saved_model import SavedModel, write_saved_model
 from keras_convnets.export.staging import staged
 from keras_convnets.utils.backend import require_tensorflow_backend
 from keras_convnets.utils.io import atomic_write
+from keras_convnets.utils.logs import quiet_native_logs
 from keras_convnets.utils.validation import check_choice
 
 __all__ = [
@@ -87,6 +89,7 @@ class TFLiteModel:
                 f"Received: {source} with inputs {list(self.input_details)} and outputs {list(self.output_details)}"
             )
         self.input_shape = tuple(int(d) for d in self.input_details[INPUT_NAME]["shape"][1:])
+        self._called = False
         self.input_dtype = np.dtype(self.input_details[INPUT_NAME]["dtype"])
 
     @property
@@ -102,7 +105,10 @@ class TFLiteModel:
                 x = np.round(x / scale + zero_point)
             info = np.iinfo(self.input_dtype)
             x = np.clip(x, info.min, info.max)
-        outputs = self._runner(**{INPUT_NAME: x.astype(self.input_dtype)})
+        # the first call applies the XNNPACK delegate, which prints "INFO: Created TensorFlow Lite XNNPACK delegate"
+        with quiet_native_logs() if not self._called else contextlib.nullcontext():
+            outputs = self._runner(**{INPUT_NAME: x.astype(self.input_dtype)})
+        self._called = True
         result = {}
         for name, value in outputs.items():
             scale, zero_point = self.output_details[name]["quantization"]
