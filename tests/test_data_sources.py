@@ -320,3 +320,15 @@ def test_debian_fashion_mnist(tmp_path, monkeypatch):
     x, y = next(iter(d.test.batch(10_000).as_numpy_iterator()))
     assert x.shape == (10_000, 28, 28, 3) and x.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(y), [1_000] * 10)
+
+
+def test_looking_for_a_tfds_dataset_in_a_half_made_folder_says_nothing(tmp_path, caplog):
+    """A folder an interrupted preparation left made tensorflow-datasets warn "Variant folder ... has no
+    dataset_info.json" in every run's output; the answer (not prepared) is all that is wanted."""
+    import logging
+
+    (tmp_path / "fashion_mnist" / "3.0.1").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING):
+        assert keras_datasets._tfds_prepared("fashion_mnist", str(tmp_path)) is False
+    assert [record.getMessage() for record in caplog.records] == []
+    assert logging.getLogger("absl").level == logging.NOTSET  # put back

@@ -197,12 +197,21 @@ def _from_arrays(name: str, train, test, labels: list[str], source: str) -> Imag
 
 
 def _tfds_prepared(name: str, data_dir: str | None) -> bool:
+    """Whether tensorflow-datasets has `name` prepared; its warnings while looking (e.g. "Variant folder ... has
+    no dataset_info.json" for a folder that an interrupted preparation left) are not shown: the answer is no."""
+    import logging
+
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
     try:
         import tensorflow_datasets as tfds
 
         return bool(tfds.builder(name, data_dir=data_dir).is_prepared())
     except Exception:  # tensorflow-datasets missing or broken: the other sources still work
         return False
+    finally:
+        absl.setLevel(level)
 
 
 def _from_tfds(name: str, data_dir: str | None) -> ImageData:
