@@ -331,13 +331,34 @@ def test_cli_bundle_writes_onnx_files_and_their_card_entries(run_dir, image_dir,
     assert parity["onnx_int8"]["criterion"] == "top1_agreement >= 0.98"
     assert parity["onnx_int8"]["top1_agreement"] >= 0.98 and parity["onnx_int8"]["images"] == 12  # held out
     assert all(p["passed"] for p in parity.values())
-    assert card["signatures"]["onnx"] == {"opset": 17, "images": "float32 images"}
+    onnx_card = card["signatures"]["onnx"]
+    assert {k: onnx_card[k] for k in ("opset", "images")} == {"opset": 17, "images": "float32 images"}
+    assert onnx_card["parity_reference"].startswith("the Keras model")
+    assert onnx_card["int8"] == {
+        "format": "QDQ",
+        "weights": "int8, per output channel",
+        "activations": "uint8, min/max calibration",
+        "calibration_images": 36,  # 48 representative images, a quarter held out for the agreement
+        "exporting_cpu_has_vnni": onnx_export.cpu_has_vnni(),
+    }
     assert card["versions"]["onnxruntime"] == onnxruntime.__version__
     assert card["versions"]["tf2onnx"] == tf2onnx.__version__ and card["versions"]["onnx"] == onnx.__version__
     for name in ("model.onnx", "model_int8.onnx"):
         assert card["files"][name] == os.path.getsize(out / name)
     assert "parity onnx_float32" in printed and "parity onnx_int8" in printed
     assert "QuantizeLinear" in op_types(out / "model_int8.onnx")
+
+    # the export directory (no SavedModel, no TFLite) predicts through its float32 ONNX file
+    predictor = export.Predictor(out)
+    assert predictor.path == str(out / "model.onnx") and predictor.labels == list(CLASSES)
+    images = predictor.load_files(sorted(str(p) for p in image_dir.iterdir())[:5])
+    session = onnx_export.OnnxModel(out / "model.onnx")
+    np.testing.assert_array_equal(predictor(images), session(images)["probabilities"])
+    assert export.Predictor(out / "model_int8.onnx").path == str(out / "model_int8.onnx")
+    empty = session(np.zeros((0, *session.input_shape), "float32"))
+    assert {name: value.shape for name, value in empty.items()}["probabilities"] == (0, card["classes"])
+    with pytest.raises(ValueError, match=r"`images` must be a batch of shape \(N, 32, 32, 3\)"):
+        session(images[0])
 
 
 def test_cli_format_all_and_bad_onnx_quantize(run_dir, tmp_path, monkeypatch, capsys):
@@ -358,6 +379,14 @@ def test_cli_format_all_and_bad_onnx_quantize(run_dir, tmp_path, monkeypatch, ca
     assert "`--onnx-quantize` entries must be among float32, int8. Received: 'dynamic'" in err
     assert main(["export", str(run_dir), "--format", "onnx", "--onnx-quantize", "int8"]) == 2
     assert "`--onnx-quantize int8` needs representative images" in capsys.readouterr().err
+    # a quantization of a format that is not written is refused, not ignored
+    assert main(["export", str(run_dir), "--format", "saved_model", "--onnx-quantize", "int8"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "convnets export: error: `--onnx-quantize` chooses the onnx files, and `--format` writes none: add onnx "
+        "to it. Received: --format saved_model --onnx-quantize int8"
+    ]
+    assert main(["export", str(run_dir), "--format", "onnx", "--quantize", "int8"]) == 2
+    assert "`--quantize` chooses the tflite files" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
 
 

@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--quantize",
-        default="float32",
+        default=None,
         help="comma-separated TFLite variants, one file each: float32, float16, dynamic, int8 (default: float32)",
     )
     parser.add_argument(
@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--onnx-quantize",
-        default="float32",
+        default=None,
         help="comma-separated ONNX variants, one file each: float32 (model.onnx), int8 (model_int8.onnx, static, "
         "float32 input and outputs) (default: float32)",
     )
@@ -65,11 +65,18 @@ def run(args: argparse.Namespace) -> int:
     for value in formats:
         if value not in export.FORMATS:
             raise ValueError(f"`--format` entries must be among {', '.join(export.FORMATS)}. Received: {value!r}")
-    quantize = _csv(args.quantize)
+    chosen = (("--quantize", args.quantize, "tflite"), ("--onnx-quantize", args.onnx_quantize, "onnx"))
+    for option, value, needs in chosen:
+        if value is not None and needs not in formats:
+            raise ValueError(
+                f"`{option}` chooses the {needs} files, and `--format` writes none: add {needs} to it. "
+                f"Received: --format {','.join(formats)} {option} {value}"
+            )
+    quantize = _csv(args.quantize or "float32")
     for value in quantize:
         if value not in QUANTIZE_CHOICES:
             raise ValueError(f"`--quantize` entries must be among {', '.join(QUANTIZE_CHOICES)}. Received: {value!r}")
-    onnx_quantize = _csv(args.onnx_quantize)
+    onnx_quantize = _csv(args.onnx_quantize or "float32")
     for value in onnx_quantize:
         if value not in ONNX_QUANTIZE_CHOICES:
             raise ValueError(

@@ -1,5 +1,5 @@
 """Top-k classes of images from an exported model: an export directory (saved_models/<name>), a SavedModel
-directory or a .tflite file. Images are decoded as training decodes them (grayscale, RGBA, palette and 16-bit files
+directory, a .tflite or an .onnx file. Images are decoded as training decodes them (grayscale, RGBA, palette and 16-bit files
 become RGB) and go through the evaluation transform the model card records (the central crop of the `scale` and
 `inception` recipes); without one, each image is resized whole, with a note on stderr."""
 
@@ -12,7 +12,7 @@ __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="saved_models/<name>, a SavedModel directory or a .tflite file")
+    parser.add_argument("model", help="saved_models/<name>, a SavedModel directory, a .tflite or an .onnx file")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF or BMP files")
     parser.add_argument("--top-k", type=int, default=5, help="classes to print per image (default: 5)")
     parser.add_argument(

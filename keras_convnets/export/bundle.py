@@ -14,8 +14,8 @@ from keras_convnets.data.serving import evaluation_card
 from keras_convnets.export.constants import DEFAULT_FORMATS, FORMATS, INPUT_NAME, SIGNATURE, UINT8_SIGNATURE
 from keras_convnets.export.graph import InferenceGraph
 from keras_convnets.export.onnx import (
-    ONNX_OPSET,
     ONNX_QUANTIZATIONS,
+    onnx_card,
     onnx_versions,
     require_onnx,
     write_bundle_onnx,
@@ -230,6 +230,7 @@ def export_bundle(
         for q in dict.fromkeys([*quantizations, *onnx_quantizations])
     }
     float_images = split_calibration(None, graph.input_shape, representative_data, parity_data)[1]
+    onnx_calibration = len(splits["int8"][0]) if "int8" in onnx_quantizations else None
     parities: dict[str, Parity] = {}
     with staged(output, overwrite=overwrite, sources=sources) as (staging, scratch):
         os.mkdir(staging)
@@ -279,7 +280,7 @@ def export_bundle(
                 "inputs": [INPUT_NAME],
                 "outputs": graph.output_names,
                 "tflite_int8_io": int8_io if "int8" in quantizations else None,
-                "onnx": {"opset": ONNX_OPSET, INPUT_NAME: "float32 images"} if onnx_quantizations else None,
+                "onnx": onnx_card(run.model, onnx_quantizations, onnx_calibration) if onnx_quantizations else None,
             },
             "parity": {name: parity.to_dict() for name, parity in parities.items()},
             "parity_images": parity_images,

@@ -53,6 +53,7 @@ __all__ = [
     "export_onnx",
     "float32_model",
     "onnx_artifact",
+    "onnx_card",
     "onnx_filename",
     "onnx_versions",
     "quantize_onnx_int8",
@@ -89,6 +90,43 @@ def require_onnx(packages: tuple[str, ...] = ONNX_PACKAGES) -> None:
             f"Install them with: {INSTALL_HINT}",
             name=missing[0],
         )
+
+
+def cpu_has_vnni() -> bool | None:
+    """Whether this machine's CPU has the VNNI dot-product instructions (AVX512-VNNI or AVX-VNNI), where
+    ONNX Runtime's U8S8 kernels do not saturate; None where /proc/cpuinfo cannot tell (not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None:
+        return None
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def onnx_card(model, quantizations, calibration_images: int | None) -> dict:
+    """The model card's "onnx" entry: the opset and input, what the parity reference was (the Keras model itself,
+    or its float32 rebuild for a mixed-precision model), and for int8 the scheme, the number of calibration
+    images and whether the exporting CPU has VNNI (the parity check ran on it)."""
+    mixed = not _compute_dtypes(model) <= {"float32"}
+    card = {
+        "opset": ONNX_OPSET,
+        INPUT_NAME: "float32 images",
+        "parity_reference": "the Keras model rebuilt in float32 with the same weights (it computes in "
+        f"{', '.join(sorted(_compute_dtypes(model) - {'float32'}))})"
+        if mixed
+        else "the Keras model",
+    }
+    if "int8" in quantizations:
+        card["int8"] = {
+            "format": "QDQ",
+            "weights": "int8, per output channel",
+            "activations": "uint8, min/max calibration",
+            "calibration_images": calibration_images,
+            "exporting_cpu_has_vnni": cpu_has_vnni(),
+        }
+    return card
 
 
 def onnx_versions() -> dict[str, str]:
@@ -224,8 +262,19 @@ class OnnxModel:
         self.input_shape = tuple(int(d) for d in shape)
 
     def __call__(self, images: np.ndarray, *, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """The outputs for a float batch `(N, H, W, C)` at the model's size, `batch_size` images a run (N may be
+        0: empty outputs of the right width)."""
+        check_int("batch_size", batch_size, minimum=1)
         images = np.asarray(images, dtype="float32")
-        names = [output.name for output in self.session.get_outputs()]
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"`images` must be a batch of shape (N, {', '.join(map(str, self.input_shape))}). "
+                f"Received: images.shape={images.shape}"
+            )
+        outputs = self.session.get_outputs()
+        names = [output.name for output in outputs]
+        if len(images) == 0:
+            return {o.name: np.zeros((0, *[int(d) for d in o.shape[1:]]), "float32") for o in outputs}
         chunks: dict[str, list] = {name: [] for name in names}
         for start in range(0, len(images), batch_size):
             for name, value in zip(names, self.session.run(names, {INPUT_NAME: images[start : start + batch_size]})):

@@ -1,4 +1,4 @@
-"""Prediction from exported files (an export directory, a SavedModel directory or a `.tflite` file), and the
+"""Prediction from exported files (an export directory, a SavedModel directory, a `.tflite` or `.onnx` file), and the
 image readers of `convnets predict` and `convnets export` (files, directory trees, TensorFlow Datasets on disk)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from keras_convnets.export.bundle import read_labels
+from keras_convnets.export.onnx import onnx_filename
 from keras_convnets.export.parity import as_images
 from keras_convnets.export.saved_model import SavedModel
 from keras_convnets.export.staging import BUNDLE_MARKER
@@ -59,12 +60,14 @@ def _find_card(here: str) -> tuple[dict | None, str | None]:
 
 
 class Predictor:
-    """An exported model (an export directory, a SavedModel directory or a `.tflite` file) with its labels."""
+    """An exported model with its labels and evaluation transform: an export directory (its SavedModel, else its
+    float32 `.tflite` file, else its float32 `.onnx` file), a SavedModel directory, a `.tflite` file or an `.onnx`
+    file (ONNX Runtime: `pip install "keras_convnets[onnx]"`)."""
 
     def __init__(self, path: str | os.PathLike):
         path = os.path.abspath(os.fspath(path))
         target = None
-        if os.path.isfile(path) and path.endswith(".tflite"):
+        if os.path.isfile(path) and path.endswith((".tflite", ".onnx")):
             target = path
         elif os.path.isdir(path):
             if os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -72,19 +75,27 @@ class Predictor:
             elif os.path.isfile(os.path.join(path, "saved_model", "saved_model.pb")):
                 target = os.path.join(path, "saved_model")
             else:
-                tflites = sorted(f for f in os.listdir(path) if f.endswith(".tflite"))
-                preferred = tflite_filename(None)
-                if tflites:
-                    target = os.path.join(path, preferred if preferred in tflites else tflites[0])
+                for suffix, preferred in ((".tflite", tflite_filename(None)), (".onnx", onnx_filename(None))):
+                    found = sorted(f for f in os.listdir(path) if f.endswith(suffix))
+                    if found:
+                        target = os.path.join(path, preferred if preferred in found else found[0])
+                        break
         if target is None:
             raise ValueError(
-                "`model` must be an export directory of `convnets export`, a SavedModel directory or a "
-                f"`.tflite` file. Received: model={path!r}"
+                "`model` must be an export directory of `convnets export`, a SavedModel directory, a `.tflite` "
+                f"or an `.onnx` file. Received: model={path!r}"
             )
         self.path = target
-        self.model = TFLiteModel(target) if target.endswith(".tflite") else SavedModel(target)
+        if target.endswith(".tflite"):
+            self.model = TFLiteModel(target)
+        elif target.endswith(".onnx"):
+            from keras_convnets.export.onnx import OnnxModel
+
+            self.model = OnnxModel(target)
+        else:
+            self.model = SavedModel(target)
         self.input_shape = self.model.input_shape
-        here = os.path.dirname(target) if target.endswith(".tflite") else target
+        here = os.path.dirname(target) if os.path.isfile(target) else target
         self.labels = read_labels(os.path.join(here, "labels.txt")) or read_labels(
             os.path.join(os.path.dirname(here), "labels.txt")
         )
