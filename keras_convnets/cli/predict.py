@@ -1,7 +1,7 @@
 """Top-k classes of images from an exported model: an export directory (saved_models/<name>), a SavedModel
-directory, a .tflite or an .onnx file. Images are decoded as training decodes them (grayscale, RGBA, palette and 16-bit files
-become RGB) and go through the evaluation transform the model card records (the central crop of the `scale` and
-`inception` recipes); without one, each image is resized whole, with a note on stderr."""
+directory, a .tflite or an .onnx file. Images are decoded as training decodes them (grayscale, RGBA, palette and
+16-bit files become RGB) and go through the evaluation transform the model card records (the central crop of the
+`scale` and `inception` recipes); without one, each image is resized whole, with a note on stderr."""
 
 from __future__ import annotations
 
