@@ -237,3 +237,15 @@ def test_identity_shortcut_pooling_equals_strided_slice(size):
     grad = tape.gradient(total, x).numpy()
     assert np.count_nonzero(grad[:, 1::2]) == 0 and np.count_nonzero(grad[:, :, 1::2]) == 0
     assert y.shape == (2, -(-size // 2), -(-size // 2), 8)
+
+
+def test_resize_benchmark_separates_the_smaller_decode_from_the_cheaper_resize():
+    from benchmarks import common, resize
+
+    headers, rows = common.parse_markdown_table(resize.benchmark(smoke=True))
+    assert headers == ["inception crop", "img per CPU-second", "vs full, antialias", "max pixel diff vs full, antialias"]
+    assert [row[0] for row in rows] == list(resize.VARIANTS)
+    diffs = {row[0]: float(row[3]) for row in rows}
+    assert diffs["fused, antialias"] == 0 and diffs["full, antialias"] == 0  # the same box, the same pixels
+    assert diffs["fused, bilinear"] > 1  # no antialiasing: other pixels where the crop is shrunk
+    assert rows[2][2] == "1.00x" and all(float(row[1].replace(",", "")) > 0 for row in rows)

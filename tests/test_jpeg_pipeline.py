@@ -190,12 +190,14 @@ def batches_of(ds, count):
     return out
 
 
-def test_folder_pipeline_fused_equals_full_for_scale(jpeg_folder):
-    """Same files, same order, same draws: the fused and the decode-then-crop "scale" pipelines give the same
-    batches to float rounding, and their evaluation pipelines the same images."""
+@pytest.mark.parametrize("augmentation", ["scale", "inception"])
+def test_folder_pipeline_fused_equals_full(jpeg_folder, augmentation):
+    """Same files, same order, same draws: the fused and the decode-then-crop pipelines give the same batches to
+    float rounding ("inception" resizes its crops bilinearly, without antialiasing, on both paths, as its
+    evaluation crop does), and their evaluation pipelines the same images."""
     d = data.load_dataset(jpeg_folder)
     assert d.num_train == 25
-    kwargs = dict(batch_size=5, image_size=32, augmentation="scale", seed=3, epochs=2)
+    kwargs = dict(batch_size=5, image_size=32, augmentation=augmentation, seed=3, epochs=2)
     fused = batches_of(data.train_pipeline(d, decode="fused", **kwargs), 10)
     full = batches_of(data.train_pipeline(d, decode="full", **kwargs), 10)
     assert len(fused) == len(full) == 10  # 5 batches per epoch, 2 epochs
@@ -203,7 +205,7 @@ def test_folder_pipeline_fused_equals_full_for_scale(jpeg_folder):
         assert xf.shape == (5, 32, 32, 3)
         np.testing.assert_array_equal(yf, yo)
         np.testing.assert_allclose(xf, xo, atol=0.01, rtol=0)
-    kwargs = dict(batch_size=4, image_size=32, augmentation="scale", cache=False)
+    kwargs = dict(batch_size=4, image_size=32, augmentation=augmentation, cache=False)
     fused = np.concatenate([x for x, _ in batches_of(data.eval_pipeline(d, decode="fused", **kwargs), 2)])
     full = np.concatenate([x for x, _ in batches_of(data.eval_pipeline(d, decode="full", **kwargs), 2)])
     assert fused.shape == (6, 32, 32, 3) and np.abs(fused - full).max() <= 1

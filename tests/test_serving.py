@@ -130,7 +130,10 @@ def test_evaluation_card_and_bad_arguments():
         "decoding": serving.DECODING,
     }
     inception = serving.evaluation_card("inception", 299)
-    assert inception["transform"].startswith("central 87.5% of the image resized to 299x299")
+    assert inception["transform"] == (
+        "central 87.5% of the image resized to 299x299, bilinear without antialiasing (the Inception reference "
+        "code's), rounded to uint8"
+    )
     assert serving.evaluation_card(None, (32, 48))["transform"].startswith("whole image resized to 32x48")
     image = np.zeros((10, 12, 3), "uint8")
     with pytest.raises(ValueError, match=r"`augmentation` must be one of 'crop_flip', .* or None. Received: "):

@@ -4,7 +4,9 @@
 - `"scale"` (Section 3.4): shorter side resized at random in [256, 480] (scaled by size / 224), random crop, flip;
   evaluation resizes the shorter side to 256 and takes the central crop.
 - `"inception"`: a random crop of 8%-100% of the area with aspect ratio in [3/4, 4/3], resized, flipped;
-  evaluation takes the central 87.5%.
+  evaluation takes the central 87.5%. Both resize with plain bilinear interpolation, as the Inception reference
+  code (TF-slim's `inception_preprocessing`, fast mode) and the TF Model Garden do, training and evaluation alike;
+  the others resize with antialiasing.
 All random draws are stateless: their seeds are explicit.
 """
 
@@ -25,8 +27,8 @@ def _check_augmentation(augmentation: str) -> None:
         )
 
 
-def _resize_square(image, size: int):
-    return tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear", antialias=True)
+def _resize_square(image, size: int, *, antialias: bool = True):
+    return tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear", antialias=antialias)
 
 
 def _to_uint8(image):
@@ -52,7 +54,7 @@ def eval_transform(image, *, augmentation: str, size: int):
     if augmentation == "scale":
         return _central_crop(_resize_shorter(image, round(size * 256 / 224)), size)
     if augmentation == "inception":
-        return _resize_square(tf.image.central_crop(image, 0.875), size)
+        return _resize_square(tf.image.central_crop(image, 0.875), size, antialias=False)
     return _resize_square(image, size)
 
 
@@ -74,7 +76,7 @@ def _train_transform(image, seed, *, augmentation: str, size: int, flip: bool):
             max_attempts=10,
             use_image_if_no_bounding_boxes=True,
         )
-        image = _resize_square(tf.slice(image, begin, extent), size)
+        image = _resize_square(tf.slice(image, begin, extent), size, antialias=False)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[2])
     return image

@@ -6,8 +6,8 @@ Each fused transform draws exactly what its decode-then-crop twin in `augment` d
 - "inception": the box of `tf.image.stateless_sample_distorted_bounding_box` on the JPEG's shape
   (`tf.image.extract_jpeg_shape`), 8%-100% of the area, aspect ratio 3/4-4/3 (Szegedy et al. 2015, Section 6),
   decoded alone and resized to the output with plain bilinear interpolation, as the Inception reference code
-  (tf-slim's `inception_preprocessing`) and the TF Model Garden resize their crops. This is the one difference
-  from the decode-then-crop path, which resizes the same box with an antialiasing (triangle) filter.
+  (tf-slim's `inception_preprocessing`) and the TF Model Garden resize their crops, and as the decode-then-crop
+  path and the evaluation crop do: the same pixels as decoding the whole image.
 - "scale" (He et al. 2016, Section 3.4): the shorter side drawn in [256, 480] (scaled by size / 224) and the
   offset of the size x size crop in the resized image; only the window of the original image that this crop
   reads through the resize's (antialiased, triangle) kernel is decoded, and resized with the same scale and
