@@ -243,7 +243,12 @@ def test_resize_benchmark_separates_the_smaller_decode_from_the_cheaper_resize()
     from benchmarks import common, resize
 
     headers, rows = common.parse_markdown_table(resize.benchmark(smoke=True))
-    assert headers == ["inception crop", "img per CPU-second", "vs full, antialias", "max pixel diff vs full, antialias"]
+    assert headers == [
+        "inception crop",
+        "img per CPU-second",
+        "vs full, antialias",
+        "max pixel diff vs full, antialias",
+    ]
     assert [row[0] for row in rows] == list(resize.VARIANTS)
     diffs = {row[0]: float(row[3]) for row in rows}
     assert diffs["fused, antialias"] == 0 and diffs["full, antialias"] == 0  # the same box, the same pixels
