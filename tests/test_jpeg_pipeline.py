@@ -287,3 +287,34 @@ def test_jpeg_benchmark_smoke():
     assert [row[:4] for row in rows] == expected
     assert all(float(row[5].replace(",", "")) > 0 for row in rows)
     assert [row[6] for row in rows][:3] == ["1", rows[1][6], rows[2][6]] and rows[3][6] == "-"
+
+
+@pytest.mark.parametrize("decode", ["fused", "full"])
+def test_unreadable_files_leave_every_epoch_and_every_workers_share_its_full_length(jpeg_folder, tmp_path, decode):
+    """3 of 28 listed training files do not decode: 7 steps of 4 an epoch were listed, 25 files decode. Each epoch is
+    still 7 batches (the epoch's file order wraps around to its first files), so that epoch 2 of a run resumed
+    there is epoch 2 of the uninterrupted run, and each of two workers' shares is its 7 steps of 2 (a short share
+    would stop one worker's input while the other waits in an all-reduce)."""
+    import shutil
+
+    root = tmp_path / "folder"
+    shutil.copytree(jpeg_folder, root)
+    whole_file = jpeg(photo((60, 80), 7))
+    scan = whole_file.index(b"\xff\xda")  # the start-of-scan marker, then its header's length
+    broken = whole_file[: scan + 2 + int.from_bytes(whole_file[scan + 2 : scan + 4], "big") + 4]
+    for i in range(3):  # headers Pillow reads (so listed), no image data: every decode and cropped decode fails
+        (root / "train" / f"c{i}" / "broken.jpg").write_bytes(broken)
+    d = data.load_dataset(str(root))
+    assert d.num_train == 28
+    kwargs = dict(batch_size=4, image_size=24, augmentation="inception", seed=5, decode=decode)
+    whole = batches_of(data.train_pipeline(d, epochs=3, **kwargs), 100)
+    assert len(whole) == 21
+    resumed = batches_of(data.train_pipeline(d, epochs=3, initial_epoch=2, **kwargs), 100)
+    assert len(resumed) == 7
+    for (x, y), (xr, yr) in zip(whole[14:], resumed):
+        np.testing.assert_array_equal(y, yr)
+        np.testing.assert_allclose(x, xr, atol=1e-4, rtol=0)
+    for pipeline in (0, 1):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2)
+        share = batches_of(data.train_pipeline(d, epochs=2, input_context=context, **kwargs), 100)
+        assert [x.shape[0] for x, _ in share] == [2] * 14  # 7 steps of one replica's 2 images, 2 epochs
