@@ -212,7 +212,14 @@ def train_pipeline(
 
     With `input_context` (from `strategy.distribute_datasets_from_function`, see `distributed_train_pipeline`),
     this is the dataset of input pipeline `input_context.input_pipeline_id`: batches of one replica (the global
-    `batch_size` divided by the replicas) of its own shard, cut before decoding.
+    `batch_size` divided by the replicas) of its own shard, cut before decoding. Every pipeline's epoch is exactly
+    its share of the steps, so the workers stay in step. An image folder's files and arrays are dealt out one by
+    one from the epoch's permutation: the shares are equal and cover the set. TFRecord shards and
+    tensorflow-datasets files are dealt out by file, as `tf.distribute`'s file auto-sharding does, so the shares
+    are only as equal as the files: a worker whose files hold more records than its share of an epoch leaves the
+    ones its shuffle buffer reaches last out of that epoch, and one whose files hold fewer repeats some. Files of
+    equal size (ImageNet's build scripts write 1,024 training shards of 1,251 or 1,252 records) keep that within a
+    file's rounding.
     """
     _check_augmentation(augmentation)
     _check_decode(decode)
