@@ -77,9 +77,19 @@ def test_bottleneck_experiment(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("experiments")
-def test_degradation_experiment(tmp_path):
-    results = run_experiment("degradation", str(tmp_path), depths=(8, 14), image_size=16, **TINY)
+def test_degradation_experiment(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="keras_convnets.experiments"):
+        results = run_experiment("degradation", str(tmp_path), depths=(8, 14), image_size=16, **TINY)
     assert list(results["runs"]) == ["plainnet8", "resnet8", "plainnet14", "resnet14"]
+    said = [r.getMessage() for r in caplog.records if r.name == "keras_convnets.experiments"]
+    assert len(said) == 8 and said[0].startswith("plainnet8: training, 1 epochs of 2 iterations (")
+    resnet14 = results["runs"]["resnet14"]
+    assert said[-1] == (
+        f"resnet14: done in {resnet14.seconds:.0f} s; train error {100 * resnet14.final_train_error:.2f}%, "
+        f"test error {100 * resnet14.final_test_error:.2f}%"
+    )
     assert results["iterations"] == 2 and results["dataset"]["train"] == 64 and results["dataset"]["test"] == 16
     for curves in results["runs"].values():
         assert curves.iterations == [1, 2]

@@ -53,6 +53,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _show_progress() -> None:
+    """The experiments' progress lines (logger `keras_convnets.experiments`, one as each net starts and ends) on
+    stderr."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("keras_convnets.experiments")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def run(args: argparse.Namespace) -> int:
     from keras_convnets.cli.profile import parse_options
     from keras_convnets.experiments import run_experiment
@@ -60,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     require_tensorflow_backend("running an experiment")
     settings = parse_options(args.settings, flag="--set")
+    _show_progress()
     if args.quick and args.preset not in (None, "quick"):
         raise ValueError(f"`--quick` is `--preset quick`. Received: --quick --preset {args.preset}")
     preset = "quick" if args.quick else (args.preset or "full")

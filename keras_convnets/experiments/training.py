@@ -10,6 +10,7 @@ training split is also evaluated in inference mode.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,9 @@ import keras
 import numpy as np
 
 from keras_convnets.experiments.report import quiet_retracing
+
+# one line as each net starts and ends (`convnets experiment` shows them on stderr): a real preset runs for minutes
+LOG = logging.getLogger("keras_convnets.experiments")
 
 __all__ = [
     "MIN_TEST_EXAMPLES",
@@ -212,6 +216,7 @@ def train(
     curves = Curves(name=name, epochs=epochs, steps_per_epoch=steps, params=int(model.count_params()))
     forward = None if run_eagerly else tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     every = max(1, (epochs * steps) // max(1, points))
+    LOG.info("%s: training, %d epochs of %d iterations (%s parameters)", name, epochs, steps, f"{curves.params:,}")
     start = time.perf_counter()
     with quiet_retracing():
         model.fit(
@@ -225,6 +230,13 @@ def train(
         curves.seconds = time.perf_counter() - start
         curves.final_train_error = train_eval.error(model, compiled=forward)
         curves.final_test_error = test_eval.error(model, compiled=forward)
+    LOG.info(
+        "%s: done in %.0f s; train error %.2f%%, test error %.2f%%",
+        name,
+        curves.seconds,
+        100 * curves.final_train_error,
+        100 * curves.final_test_error,
+    )
     return curves
 
 
