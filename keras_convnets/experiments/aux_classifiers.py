@@ -45,7 +45,7 @@ class AuxPreset:
 FULL = AuxPreset()
 QUICK = AuxPreset(dataset="digits", image_size=32, variant="torchvision", epochs=10, batch_size=64, points=12)
 REAL = AuxPreset(
-    dataset="fashion_mnist", image_size=32, variant="torchvision", epochs=10, points=20, max_train=20_000, seeds=(0, 1)
+    dataset="fashion_mnist", image_size=32, variant="torchvision", epochs=8, points=16, max_train=20_000, seeds=(0, 1)
 )
 PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
