@@ -222,10 +222,20 @@ from keras_convnets.trainer import callbacks, distribute
 distribute.configure_cpu_devices(2)
 strategy = distribute.get_strategy("mirrored")
 import keras, numpy as np, tensorflow as tf
+class Counter(keras.layers.Layer):  # a float non-trainable weight that is not a statistic: left alone
+    def build(self, shape):
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+
+    def call(self, x):
+        return x
+
+
 with strategy.scope():
     inputs = keras.Input((3,))
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.BatchNormalization()(inputs)))
-bn = model.layers[1]
+    nested = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(name="inner_bn")], name="block")
+    model = keras.Model(inputs, keras.layers.Dense(2)(Counter()(nested(inputs))))
+bn = nested.layers[0]
+counter = model.layers[2]
 
 def diverge(scale):  # replica r holds mean m * (1 + r) * scale and variance v + 3 r
     def step():
@@ -239,6 +249,14 @@ def local():
             for v in (bn.moving_mean, bn.moving_variance)]
 
 report = {"variables": [v.path for v in callbacks._statistics(model)]}
+
+def count_per_replica():
+    def step():
+        r = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.float32)
+        counter.count.assign(10.0 + r)
+    tf.function(lambda: strategy.run(step))()
+
+count_per_replica()
 callback = callbacks.AverageReplicaStatistics(strategy)
 callback.set_model(model)
 diverge(1.0)
@@ -252,19 +270,23 @@ report["after_validated_epoch"] = local()
 callback.on_epoch_begin(1)
 callback.on_epoch_end(1)  # no validation this epoch: averaged at its end
 report["epoch_end"] = local()
+report["counter"] = [float(t) for t in strategy.experimental_local_results(counter.count.value)]
 print("RESULT " + json.dumps(report), flush=True)
 """
 
 
 @pytest.mark.slow
 def test_replica_batch_norm_statistics_are_averaged_before_validation_and_only_once_an_epoch():
+    """Driven through the callback's hooks: Keras's `fit` calls `on_test_begin` of its callbacks when it runs the
+    epoch's validation, after the training steps and before `on_epoch_end`."""
     done = subprocess.run([sys.executable, "-c", AVERAGING_CHILD], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = result_of(done.stdout)
-    assert report["variables"] == ["batch_normalization/moving_mean", "batch_normalization/moving_variance"]
+    assert report["variables"] == ["block/inner_bn/moving_mean", "block/inner_bn/moving_variance"]  # nested
     assert report["diverged"] == [[[1.0, -2.0, 0.5], [2.0, -4.0, 1.0]], [[1.0, 4.0, 9.0], [4.0, 7.0, 12.0]]]
     averaged = [[[1.5, -3.0, 0.75]] * 2, [[2.5, 5.5, 10.5]] * 2]  # the numpy mean over the two replicas
     assert report["validated"] == averaged
     diverged_twice = [[[2.0, -4.0, 1.0], [4.0, -8.0, 2.0]], [[1.0, 4.0, 9.0], [4.0, 7.0, 12.0]]]
     assert report["after_validated_epoch"] == diverged_twice
     assert report["epoch_end"] == [[[3.0, -6.0, 1.5]] * 2, [[2.5, 5.5, 10.5]] * 2]
+    assert report["counter"] == [10.0, 11.0]  # not a batch-norm statistic: each replica keeps its own

@@ -10,8 +10,10 @@ follows the paper (CIFAR-10 with the `cifar` recipe: pass `--data-dir` where ten
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
+import sys
 
 __all__ = ["configure", "run"]
 
@@ -53,15 +55,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _ToStderr(logging.Handler):
+    """Writes to whatever `sys.stderr` is when a line comes (not the stream of the first call: pytest's capture
+    and notebooks replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # a closed stream: the line is a courtesy
+            self.handleError(record)
+
+
 def _show_progress() -> None:
     """The experiments' progress lines (logger `keras_convnets.experiments`, one as each net starts and ends) on
     stderr."""
-    import logging
-    import sys
-
     logger = logging.getLogger("keras_convnets.experiments")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _ToStderr) for handler in logger.handlers):
+        handler = _ToStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -16,10 +16,11 @@ counters) is saved in `state.json`. The recorder must come after them in the cal
 of epoch e holds the learning rate they set at its end.
 
 With several replicas (MirroredStrategy, MultiWorkerMirroredStrategy), `AverageReplicaStatistics` averages the
-non-trainable statistics (batch-norm moving means and variances) over the replicas at the end of every epoch,
-before the checkpoint: Keras 3 creates them with no aggregation, so each replica updates its own copy from its own
-batches and the workers of a multi-worker run end with different weights (tf.keras 2 read them as the mean of the
-replicas, `VariableAggregation.MEAN`). The checkpoint, the final model and every worker then hold the same values.
+non-trainable statistics (batch-norm moving means and variances) over the replicas once an epoch, when its training
+steps are done (before its validation, else at its end), before the checkpoint: Keras 3 creates them with no
+aggregation, so each replica updates its own copy from its own batches and the workers of a multi-worker run end
+with different weights (tf.keras 2 read them as the mean of the replicas, `VariableAggregation.MEAN`). The
+checkpoint, the final model and every worker then hold the same values.
 
 (Keras's `BackupAndRestore` is not used: it overwrites its weights file in place and writes the epoch number
 after it, so a kill between the two resumes a trained epoch a second time.)
@@ -222,13 +223,16 @@ class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
 
 def _statistics(model: keras.Model) -> list:
-    """The moving statistics of the model's batch-norm layers (nested models included), each variable once.
-    Nothing else: other non-trainable state (seed generators, constants) is not a replica's own estimate."""
+    """The moving statistics of the model's batch-norm layers (nested models included; with batch
+    renormalization its moving standard deviation and renorm estimates too), each variable once. Nothing else:
+    other non-trainable state (seed generators, constants) is not a replica's own estimate."""
     seen, found = set(), []
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
-        for variable in (layer.moving_mean, layer.moving_variance):
+        # batch renormalization (`renorm=True`) keeps its own per-replica estimates, and infers with moving_stddev
+        names = ("moving_mean", "moving_variance", "moving_stddev", "renorm_mean", "renorm_stddev")
+        for variable in (getattr(layer, name, None) for name in names):
             if variable is not None and id(variable) not in seen:
                 seen.add(id(variable))
                 found.append(variable)

@@ -25,8 +25,8 @@ working directory, a directory that is not a previous export) is refused before 
 Under MultiWorkerMirroredStrategy the workers agree on the checkpoint they resume from before any of them trains
 (`distribute.agree_on_resume`): each one reads the run directory it is given, and a run directory that is not on
 storage all workers share (the chief at epoch k, the others at 0) stops every worker with one line. The batch-norm
-statistics of the replicas are averaged at the end of each epoch (`callbacks.AverageReplicaStatistics`), so that
-all workers hold the same weights.
+statistics of the replicas are averaged after each epoch's training steps, before its validation
+(`callbacks.AverageReplicaStatistics`), so that all workers hold the same weights.
 """
 
 from __future__ import annotations
@@ -271,13 +271,19 @@ def _resume(config: TrainConfig, compiled: Compiled) -> Compiled:
         compiled = resume(config, compiled)
     except Exception as error:  # no checkpoint loads on this worker: it still joins the exchange below (raising
         failure = error  # here would leave the other workers waiting in it), which raises it again on this worker
-    distribute.agree_on_resume(
-        config.strategy,
-        epoch=None if failure is not None else compiled.initial_epoch,
-        checksum=distribute.weights_checksum(compiled.model),
-        run_directory=config.output_dir,
-        failure=failure,
-    )
+    try:
+        distribute.agree_on_resume(
+            config.strategy,
+            epoch=None if failure is not None else compiled.initial_epoch,
+            # a half-restored model is not read: its checksum would not be compared anyway
+            checksum="0" * 64 if failure is not None else distribute.weights_checksum(compiled.model),
+            run_directory=config.output_dir,
+            failure=failure,
+        )
+    except Exception as error:
+        if failure is not None and error is not failure:  # the exchange itself failed: the restore error first
+            raise failure from error
+        raise
     return compiled
 
 
@@ -360,7 +366,7 @@ def _fit(
         validation_name=config.validation_name,
     )
     averaging = []
-    if config.strategy.num_replicas_in_sync > 1:  # every replica's batch-norm statistics the same at each epoch's end
+    if config.strategy.num_replicas_in_sync > 1:  # the replicas' batch-norm statistics averaged each epoch
         averaging.append(run_callbacks.AverageReplicaStatistics(config.strategy))
     fit_callbacks = [*stateful.values(), *averaging, recorder]
     if output_dir and chief:
