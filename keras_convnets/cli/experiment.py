@@ -75,6 +75,7 @@ def _show_progress() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # a root handler (absl installs one) would print each line a second time
 
 
 def run(args: argparse.Namespace) -> int:
