@@ -340,3 +340,19 @@ def test_a_train_option_that_is_not_key_value_is_one_line(tmp_path, capsys):
         "convnets train: error: `--option` must be KEY=VALUE. Received: --option batch_norm"
     ]
     assert os.listdir(tmp_path) == []
+
+
+def test_option_values_are_literals_or_text_and_json_writable():
+    from keras_convnets.cli.profile import parse_options
+
+    parsed = parse_options(["variant=torchvision", "widths=(64, 128)", "norm=None", "rate=0.5", "stride_in=3x3"])
+    assert parsed == {"variant": "torchvision", "widths": (64, 128), "norm": None, "rate": 0.5, "stride_in": "3x3"}
+    for bad in ("x={[1]: 2}", "x={1, 2}", "x=b'raw'", "x=1j", "x=float('nan')"):
+        key, value = bad.split("=", 1)
+        if value == "float('nan')":  # not a literal at all: the text
+            assert parse_options([bad]) == {"x": value}
+            continue
+        with pytest.raises(ValueError, match=r"`--option x` must be a number, text, true/false/none, or a list or"):
+            parse_options([bad])
+    with pytest.raises(ValueError, match=r"`--set` must be KEY=VALUE. Received: --set =3"):
+        parse_options(["=3"], flag="--set")

@@ -21,23 +21,46 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _plain(value) -> bool:
+    """Whether `value` is made of what JSON writes (run.json records the options): None, bool, int, float, str,
+    and lists, tuples and string-keyed dicts of those."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return not isinstance(value, float) or value == value and abs(value) != float("inf")
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
 def parse_options(pairs: list[str], flag: str = "--option") -> dict:
-    """`["stride_in=3x3", "aux_logits=false"]` -> `{"stride_in": "3x3", "aux_logits": False}`."""
+    """`["stride_in=3x3", "aux_logits=false"]` -> `{"stride_in": "3x3", "aux_logits": False}`: each value a Python
+    literal (numbers, tuples, lists, dicts, true/false/none in any case), else the text itself."""
     import ast
 
     options = {}
     for pair in pairs:
-        if "=" not in pair:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
             raise ValueError(f"`{flag}` must be KEY=VALUE. Received: {flag} {pair}")
-        key, value = pair.split("=", 1)
+        key = key.strip()
         lowered = value.lower()
         if lowered in ("true", "false", "none"):
             options[key] = {"true": True, "false": False, "none": None}[lowered]
             continue
         try:
-            options[key] = ast.literal_eval(value)
+            parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            options[key] = value
+            parsed = value  # not a literal: the text (variant=torchvision)
+        except (TypeError, MemoryError, RecursionError):  # {[1]: 2}, or nested too deep
+            raise ValueError(
+                f"`{flag} {key}` must be a number, text, true/false/none, or a list or dict of those. Received: {value}"
+            ) from None
+        if not _plain(parsed):
+            raise ValueError(
+                f"`{flag} {key}` must be a number, text, true/false/none, or a list or dict of those. Received: {value}"
+            )
+        options[key] = parsed
     return options
 
 
