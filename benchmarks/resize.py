@@ -34,7 +34,7 @@ def crop_functions(size: int) -> dict:
 
     from keras_convnets.data import decode
 
-    def fused(antialias: bool):
+    def fused(antialias: bool):  # the pipeline's fused crop with another resize
         def crop(contents, seed):
             seeds = tf.random.experimental.stateless_split(seed, 3)
             pixels, _ = decode._decode_cropped(contents, decode._inception_window(seeds[0]))
@@ -50,7 +50,10 @@ def crop_functions(size: int) -> dict:
         box = tf.image.stateless_random_flip_left_right(image[top : top + height, left : left + width], seeds[2])
         return tf.image.resize(box, (size, size), method="bilinear", antialias=True)
 
-    return {name: tf.function(fn) for name, fn in zip(VARIANTS, (fused(False), fused(True), full))}
+    def pipeline(contents, seed):  # what the training pipeline runs: `decode.decode_train` itself
+        return decode.decode_train(contents, seed, augmentation="inception", size=size, flip=True)
+
+    return {name: tf.function(fn) for name, fn in zip(VARIANTS, (pipeline, fused(True), full))}
 
 
 def benchmark(*, images: int = 300, rounds: int = 5, size: int = 224, smoke: bool = False) -> str:

@@ -127,12 +127,14 @@ def test_evaluation_card_and_bad_arguments():
         "transform": "shorter side resized to 256, central 224x224 crop (He et al. 2016, Section 3.4), "
         "bilinear with antialiasing, rounded to uint8",
         "size": [224, 224],
+        "antialias": True,
         "decoding": serving.DECODING,
     }
     inception = serving.evaluation_card("inception", 299)
+    assert inception["antialias"] is False
     assert inception["transform"] == (
-        "central 87.5% of the image resized to 299x299, bilinear without antialiasing (the Inception reference "
-        "code's), rounded to uint8"
+        "central 87.5% of the image resized to 299x299, bilinear without antialiasing (as TF-slim's "
+        "inception_preprocessing), rounded to uint8"
     )
     assert serving.evaluation_card(None, (32, 48))["transform"].startswith("whole image resized to 32x48")
     image = np.zeros((10, 12, 3), "uint8")
@@ -271,6 +273,33 @@ def test_an_export_without_the_evaluation_entry_resizes_whole_images_with_a_note
     err = capsys.readouterr().err
     assert err.count("note: ") == 1 and "records no evaluation transform" in err
     assert export.Predictor(out / "saved_model").notes == []  # the card one level up is found
+
+
+def test_an_inception_export_from_before_the_plain_bilinear_crop_says_so(centre_runs, tmp_path):
+    _, out, _ = centre_runs[2]["inception"]
+    old = tmp_path / "old_inception"
+    os.mkdir(old)
+    card = json.loads((out / "model_card.json").read_text())
+    del card["evaluation"]["antialias"]  # cards written before it resized with antialiasing
+    (old / "model_card.json").write_text(json.dumps(card))
+    os.symlink(out / "saved_model", old / "saved_model")
+    (note,) = export.Predictor(old).notes
+    assert "resized with antialiasing" in note and "plain bilinear" in note
+    assert export.Predictor(out).notes == []
+
+
+def test_the_inception_evaluation_crop_is_resized_without_antialiasing():
+    """As its training crops (and TF-slim's and the Model Garden's evaluation): plain bilinear. Shrinking a noisy
+    image, the antialiased resize differs."""
+    from keras_convnets.data.augment import eval_transform
+
+    image = tf.constant(np.random.default_rng(3).integers(0, 256, (200, 160, 3)), tf.uint8)
+    crop = tf.image.central_crop(image, 0.875)
+    got = eval_transform(image, augmentation="inception", size=32).numpy()
+    plain = tf.image.resize(tf.cast(crop, tf.float32), (32, 32), method="bilinear").numpy()
+    smooth = tf.image.resize(tf.cast(crop, tf.float32), (32, 32), method="bilinear", antialias=True).numpy()
+    np.testing.assert_array_equal(got, plain)
+    assert np.abs(got - smooth).max() > 10
 
 
 @pytest.mark.slow  # reads the 70,000 images twice (here and for the export's parity images) and trains: ~35 s

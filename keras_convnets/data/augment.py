@@ -4,9 +4,9 @@
 - `"scale"` (Section 3.4): shorter side resized at random in [256, 480] (scaled by size / 224), random crop, flip;
   evaluation resizes the shorter side to 256 and takes the central crop.
 - `"inception"`: a random crop of 8%-100% of the area with aspect ratio in [3/4, 4/3], resized, flipped;
-  evaluation takes the central 87.5%. Both resize with plain bilinear interpolation, as the Inception reference
-  code (TF-slim's `inception_preprocessing`, fast mode) and the TF Model Garden do, training and evaluation alike;
-  the others resize with antialiasing.
+  evaluation takes the central 87.5%. Both resize with bilinear interpolation without antialiasing, as TF-slim's
+  `inception_preprocessing` (fast mode) and the TF Model Garden do, training and evaluation alike (their TF1
+  resize samples on the legacy grid, without half-pixel centres; this one has them); the others antialias.
 All random draws are stateless: their seeds are explicit.
 """
 

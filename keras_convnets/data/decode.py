@@ -5,8 +5,8 @@ Garden's and NVIDIA's ImageNet pipelines do) instead of the whole image.
 Each fused transform draws exactly what its decode-then-crop twin in `augment` draws from the same seed:
 - "inception": the box of `tf.image.stateless_sample_distorted_bounding_box` on the JPEG's shape
   (`tf.image.extract_jpeg_shape`), 8%-100% of the area, aspect ratio 3/4-4/3 (Szegedy et al. 2015, Section 6),
-  decoded alone and resized to the output with plain bilinear interpolation, as the Inception reference code
-  (tf-slim's `inception_preprocessing`) and the TF Model Garden resize their crops, and as the decode-then-crop
+  decoded alone and resized to the output with bilinear interpolation without antialiasing, as TF-slim's
+  `inception_preprocessing` and the TF Model Garden resize their crops, and as the decode-then-crop
   path and the evaluation crop do: the same pixels as decoding the whole image.
 - "scale" (He et al. 2016, Section 3.4): the shorter side drawn in [256, 480] (scaled by size / 224) and the
   offset of the size x size crop in the resized image; only the window of the original image that this crop

@@ -13,11 +13,12 @@ run's augmentation, so that `convnets predict` and int8 calibration see the imag
   - `"scale"`: the shorter side resized to round(size * 256 / 224), the central size x size crop (He et al. 2016,
     Section 3.4: shorter side 256, centre 224);
   - `"inception"`: the central 87.5% of the image, resized to size x size.
-  Resizes are bilinear, with antialiasing except for "inception" (plain bilinear, as its training crops and the
-  Inception reference code). The pixels stay raw (0..255): the recipe's normalisation is inside the
+  Resizes are bilinear, with antialiasing except for "inception" (none, as its training crops, TF-slim and the
+  TF Model Garden). The pixels stay raw (0..255): the recipe's normalisation is inside the
   exported graph.
 - The model card's `"evaluation"` entry (`evaluation_card`): `{"augmentation": mode or None, "transform": what it
-  does in words, "size": [height, width], "decoding": how files become RGB}`; `export_bundle` writes it, `Predictor`
+  does in words, "size": [height, width], "antialias": whether its resize antialiases, "decoding": how files
+  become RGB}`; `export_bundle` writes it, `Predictor`
   and the int8 calibration of `convnets export` read it back.
 """
 
@@ -79,8 +80,8 @@ def describe_transform(augmentation: str | None, size: int | Sequence[int]) -> s
         )
     if augmentation == "inception":
         return (
-            f"central 87.5% of the image resized to {height}x{width}, bilinear without antialiasing (the Inception "
-            "reference code's), rounded to uint8"
+            f"central 87.5% of the image resized to {height}x{width}, bilinear without antialiasing (as TF-slim's "
+            "inception_preprocessing), rounded to uint8"
         )
     return f"whole image resized to {height}x{width}, bilinear with antialiasing, rounded to uint8"
 
@@ -91,6 +92,7 @@ def evaluation_card(augmentation: str | None, size: int | Sequence[int]) -> dict
         "augmentation": augmentation,
         "transform": describe_transform(augmentation, size),
         "size": list(_size_pair(size, augmentation)),
+        "antialias": augmentation != "inception",
         "decoding": DECODING,
     }
 

@@ -273,8 +273,8 @@ class OnnxModel:
             )
         outputs = self.session.get_outputs()
         names = [output.name for output in outputs]
-        if len(images) == 0:
-            return {o.name: np.zeros((0, *[int(d) for d in o.shape[1:]]), "float32") for o in outputs}
+        if len(images) == 0:  # the outputs of one blank image, none of its rows: the widths, named or not
+            return {name: value[:0] for name, value in self(np.zeros((1, *self.input_shape), "float32")).items()}
         chunks: dict[str, list] = {name: [] for name in names}
         for start in range(0, len(images), batch_size):
             for name, value in zip(names, self.session.run(names, {INPUT_NAME: images[start : start + batch_size]})):

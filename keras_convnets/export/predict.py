@@ -75,11 +75,13 @@ class Predictor:
             elif os.path.isfile(os.path.join(path, "saved_model", "saved_model.pb")):
                 target = os.path.join(path, "saved_model")
             else:
-                for suffix, preferred in ((".tflite", tflite_filename(None)), (".onnx", onnx_filename(None))):
-                    found = sorted(f for f in os.listdir(path) if f.endswith(suffix))
-                    if found:
-                        target = os.path.join(path, preferred if preferred in found else found[0])
-                        break
+                names = os.listdir(path)
+                # the float32 files first (TFLite, then ONNX), then any quantized one
+                floats = [tflite_filename(None), onnx_filename(None)]
+                found = [n for n in floats if n in names] or sorted(n for n in names if n.endswith(".tflite"))
+                found = found or sorted(n for n in names if n.endswith(".onnx"))
+                if found:
+                    target = os.path.join(path, found[0])
         if target is None:
             raise ValueError(
                 "`model` must be an export directory of `convnets export`, a SavedModel directory, a `.tflite` "
@@ -103,6 +105,16 @@ class Predictor:
         evaluation = self.card.get("evaluation") if self.card else None
         self.evaluation = evaluation if isinstance(evaluation, dict) else None
         self.notes: list[str] = []
+        if (
+            self.evaluation is not None
+            and self.evaluation.get("augmentation") == "inception"
+            and "antialias" not in self.evaluation
+        ):
+            self.notes.append(
+                f"{card_path} was written when the 'inception' evaluation crop was resized with antialiasing; it is "
+                "now resized with plain bilinear interpolation, as training resizes its crops, so predictions can "
+                "differ slightly from that export's evaluation (export it again to record it)"
+            )
         if self.evaluation is None:
             why = f"{card_path} records no evaluation transform" if card_path else "no model_card.json beside the model"
             self.notes.append(
