@@ -11,7 +11,9 @@
 The mirrored and multi-worker strategies are made once per process and configuration and then reused: two
 `MirroredStrategy` objects in one process number their collective operations alike, and the second one's first
 all-reduce meets the first one's (TensorFlow aborts every collective of the process with "Shape mismatch in the
-collective instance"). `train` called twice with `strategy="mirrored"` therefore trains both times.
+collective instance"). `train` called twice with `strategy="mirrored"` therefore trains both times. A script that
+makes its own `tf.distribute.MirroredStrategy` should pass that object to `train` (and to everything else in the
+process), not a name as well: TensorFlow numbers the collectives of every new MirroredStrategy from the same start.
 
 A multi-worker run resumes only where every worker restores the same checkpoint (`agree_on_resume`): the workers
 exchange the epoch of the newest checkpoint each one sees with a digest of its files, then the epoch they restored
