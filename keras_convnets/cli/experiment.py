@@ -31,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("quick", "real", "full"),
         default=None,
-        help="quick: minutes on digits; real: 40-60 minutes of 2 CPU cores on Fashion-MNIST; full (default): the paper's",
+        help="quick: minutes on digits; real: 40-60 minutes of 2 CPU cores on Fashion-MNIST; "
+        "full (default): the paper's",
     )
     parser.add_argument("--quick", action="store_true", help="the same as --preset quick")
     parser.add_argument(
