@@ -402,3 +402,11 @@ def test_inference_benchmark_runs_the_onnx_forms():
     sizes = [float(row[4]) for row in rows[1:]]
     assert 0 < sizes[1] < 0.5 * sizes[0]  # int8 weights: 0.36 MB against 1.09 MB measured
     assert all(float(row[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_the_bundle_refuses_quantizations_of_a_format_it_does_not_write(run_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"`quantizations` chooses the tflite files, and `formats` has no 'tflite'"):
+        export.export_bundle(run_dir, tmp_path / "a", formats=("keras",), quantizations=["int8"])
+    with pytest.raises(ValueError, match=r"`onnx_quantizations` chooses the onnx files, and `formats` has no 'onnx'"):
+        export.export_bundle(run_dir, tmp_path / "b", formats=("keras",), onnx_quantizations=[None, "int8"])
+    assert os.listdir(tmp_path) == []

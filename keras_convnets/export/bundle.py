@@ -205,6 +205,15 @@ def export_bundle(
         check_choice("formats", value, FORMATS)
     if not formats:
         raise ValueError(f"`formats` must name at least one of {', '.join(map(repr, FORMATS))}. Received: formats=[]")
+    for argument, chosen, default, needs in (
+        ("quantizations", quantizations, [None], "tflite"),
+        ("onnx_quantizations", onnx_quantizations, [None], "onnx"),
+    ):
+        if needs not in formats and list(chosen) != default:  # asked for files no format writes: not ignored
+            raise ValueError(
+                f"`{argument}` chooses the {needs} files, and `formats` has no {needs!r}. "
+                f"Received: formats={formats}, {argument}={list(chosen)}"
+            )
     quantizations = list(dict.fromkeys(quantizations)) if "tflite" in formats else []
     for value in quantizations:
         check_tflite_options(value, int8_io)
