@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from keras_convnets.data.dataset import AUTOTUNE, EncodedSplit, ImageData
 from keras_convnets.data.decode import decode_image_bytes
-from keras_convnets.utils.io import fsync_directory
+from keras_convnets.utils.io import atomic_path, fsync_directory
 from keras_convnets.utils.validation import check_int
 
 __all__ = [
@@ -273,18 +273,10 @@ def write_tfrecord_shards(
     paths = []
     for index in range(num_shards):
         path = os.path.join(directory, f"{split}-{index:05d}-of-{num_shards:05d}")
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-        try:
-            with tf.io.TFRecordWriter(tmp) as writer:
-                for position in range(bounds[index], bounds[index + 1]):
-                    encoded, label = examples[position]
-                    writer.write(_example(encoded, int(label), class_names[label], f"{split}_{position:08d}"))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path, sync_directory=False) as tmp, tf.io.TFRecordWriter(tmp) as writer:
+            for position in range(bounds[index], bounds[index + 1]):
+                encoded, label = examples[position]
+                writer.write(_example(encoded, int(label), class_names[label], f"{split}_{position:08d}"))
         paths.append(path)
     fsync_directory(directory)
     return paths

@@ -59,7 +59,7 @@ from keras_convnets.trainer.building import (
 )
 from keras_convnets.trainer.config import TrainConfig, resolve_config
 from keras_convnets.utils.backend import require_tensorflow_backend
-from keras_convnets.utils.io import fsync_directory, write_json_atomic
+from keras_convnets.utils.io import atomic_path, fsync_directory, write_json_atomic
 
 __all__ = ["TrainResult", "check_export_destination", "export_model", "remove_stale_temporaries", "train"]
 
@@ -409,16 +409,8 @@ def _complete_evaluation_passes():
 
 def _save_model(model: keras.Model, path: str) -> None:
     """`model.save(path)`, all or nothing and durable: saved beside, fsynced, renamed, the directory fsynced."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}.keras")
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:  # ".model.keras.tmp-PID.keras": model.save needs the suffix
         model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    fsync_directory(os.path.dirname(path) or ".")
 
 
 def _finish(

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 __all__ = [
     "atomic_directory",
+    "atomic_path",
     "atomic_write",
     "fsync_directory",
     "fsync_tree",
@@ -69,6 +70,28 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, encoding: str | No
             os.unlink(tmp)
         raise
     fsync_directory(directory)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str = "", sync_directory: bool = True) -> Iterator[str]:
+    """`with atomic_path(path) as tmp: writer(tmp)`, for writers that take a path rather than a file object
+    (`tf.io.TFRecordWriter`, `model.save`): the file is written to `.NAME.tmp-PID{suffix}` beside `path`, fsynced
+    and renamed over `path` when the block ends without an exception, and the directory fsynced (unless
+    `sync_directory=False`: the caller fsyncs it once after several files). On an exception the temporary file
+    is removed and `path` is untouched."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}{suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if sync_directory:
+        fsync_directory(directory)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
