@@ -58,6 +58,23 @@ def eval_transform(image, *, augmentation: str, size: int):
     return _resize_square(image, size)
 
 
+def _inception_box(shape, seed):
+    """`(begin, extent)` of the "inception" random crop of an image of `shape` (H, W, C), drawn from the stateless
+    `seed`: 8%-100% of the area, aspect ratio 3/4-4/3 (Szegedy et al. 2015, Section 6). The decode-then-crop
+    path and the fused decode (`decode`) draw their box here, so they crop the same pixels."""
+    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return begin, extent
+
+
 def _train_transform(image, seed, *, augmentation: str, size: int, flip: bool):
     """One raw image -> an augmented float (size, size, 3) image ("scale" and "inception")."""
     seeds = tf.random.experimental.stateless_split(seed, 3)
@@ -66,16 +83,7 @@ def _train_transform(image, seed, *, augmentation: str, size: int, flip: bool):
         side = tf.random.stateless_uniform([], seeds[0], minval=low, maxval=high + 1, dtype=tf.int32)
         image = tf.image.stateless_random_crop(_resize_shorter(image, side), [size, size, 3], seed=seeds[1])
     else:
-        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image),
-            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-            seed=seeds[0],
-            min_object_covered=0.0,
-            aspect_ratio_range=(3 / 4, 4 / 3),
-            area_range=(0.08, 1.0),
-            max_attempts=10,
-            use_image_if_no_bounding_boxes=True,
-        )
+        begin, extent = _inception_box(tf.shape(image), seeds[0])
         image = _resize_square(tf.slice(image, begin, extent), size, antialias=False)
     if flip:
         image = tf.image.stateless_random_flip_left_right(image, seeds[2])

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from keras_convnets.data.augment import eval_transform
+from keras_convnets.data.augment import _inception_box, eval_transform
 
 __all__ = ["DECODES", "decode_eval", "decode_image_bytes", "decode_train"]
 
@@ -80,16 +80,7 @@ def _decode_cropped(contents, window_of):
 
 def _inception_window(seed):
     def window_of(height, width):
-        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.stack([height, width, 3]),
-            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-            seed=seed,
-            min_object_covered=0.0,
-            aspect_ratio_range=(3 / 4, 4 / 3),
-            area_range=(0.08, 1.0),
-            max_attempts=10,
-            use_image_if_no_bounding_boxes=True,
-        )
+        begin, extent = _inception_box(tf.stack([height, width, 3]), seed)
         return (begin[0], begin[1], extent[0], extent[1]), ()
 
     return window_of
