@@ -1,6 +1,9 @@
 """The tf.data pipelines that feed `model.fit` and evaluation: they decode in parallel, cache in memory what fits,
 augment (`keras_convnets.data.augment`), apply the recipe's `Preprocessing` and prefetch.
 
+(One module over 450 lines: `train_pipeline`'s three sources share its epoch, seed and sharding closures, which
+a split would pass around; decoding and augmentation already live in `decode` and `augment`.)
+
 Training is reproducible and resumable: the order and the augmentation of epoch `e` depend only on `(seed, e)`
 on every path (one dataset per epoch, seeded by its number), so a run restarted at epoch `e` sees exactly the
 batches an uninterrupted run would. An image folder is read in a permutation of its whole file list, drawn anew

@@ -1,5 +1,8 @@
 """Residual networks and their plain twins (He et al. 2016, "Deep Residual Learning for Image Recognition").
 
+(One module over 450 lines: the public builders, one per registered depth with its docstring, are most of it;
+the specs and the block builder already live in `resnet_specs` and `resnet_builder`.)
+
 The architecture is data: `IMAGENET_SPECS` is the paper's Table 1 and `cifar_spec` its Section 4.2
 (`keras_convnets.models.resnet_specs`). One builder, `build_resnet` (`keras_convnets.models.resnet_builder`),
 reads a spec; plain nets are the same builder with `residual=False`. This module holds the public variants, one

@@ -1,5 +1,8 @@
 """`train`: a registered model, a dataset and a recipe in, a trained model and its run directory out.
 
+(One module over 450 lines: it is the run's sequence, resume, fit, evaluate, save, export, in the order it
+happens; the pieces with a life of their own already live beside it: config, building, callbacks, run_dir.)
+
     result = keras_convnets.train("resnet20", "digits", epochs=15, output_dir="runs/resnet20-digits")
     print(result.metrics["test_accuracy"])
 
