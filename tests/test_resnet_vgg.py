@@ -196,6 +196,40 @@ def test_bottleneck_width_sets_the_reduction_convs():
     assert trainable(paper) == EXPECTED["resnet50"][0]
 
 
+def _cifar_bottleneck_trainable(n: int, shortcut: str, classes: int = 10) -> int:
+    """Trainable parameters of the bottleneck CIFAR ResNet of depth 9n+2, counted by hand: every conv without a
+    bias and followed by a batch norm (gamma, beta); stages reduce to 16/32/64 and expand 4x."""
+    total = 3 * 3 * 3 * 16 + 2 * 16  # the 3x3 stem
+    channels = 16
+    for stage, width in enumerate((16, 32, 64)):
+        out = 4 * width
+        for index in range(n):
+            total += channels * width + 2 * width + 9 * width * width + 2 * width + width * out + 2 * out
+            changes_shape = channels != out or (index == 0 and stage > 0)
+            if shortcut == "B" and changes_shape:
+                total += channels * out + 2 * out  # the 1x1 projection
+            channels = out
+    return total + channels * classes + classes
+
+
+@pytest.mark.parametrize("depth, shortcut", [(29, "A"), (29, "B"), (164, "B")])
+def test_cifar_bottleneck_nets(depth, shortcut):
+    model = keras_convnets.CifarResNet(depth, block="bottleneck", shortcut=shortcut)
+    n = (depth - 2) // 9
+    assert trainable(model) == _cifar_bottleneck_trainable(n, shortcut)
+    assert model.name == f"resnet{depth}" and model.output_shape == (None, 10)
+    assert sum(layer.name.endswith("_3_conv") for layer in model.layers) == 3 * n  # n 1x1-3x3-1x1 blocks a stage
+    assert model.get_layer("conv4_block1_3_conv").filters == 256
+    assert model.get_layer("conv2_block1_1_conv").filters == 16
+    if depth == 164:  # He et al. 2016b, Table 2: ResNet-164, 1.7M parameters
+        assert trainable(model) == 1_704_154
+    if depth == 29 and shortcut == "A":  # as many parameters as ResNet-20 (269,722), within 0.2%
+        assert abs(trainable(model) / trainable(keras_convnets.ResNet20()) - 1) < 0.002
+    narrow = keras_convnets.CifarResNet(29, block="bottleneck", bottleneck_width=(8, 16, 32))
+    assert [narrow.get_layer(f"conv{s}_block2_2_conv").filters for s in (2, 3, 4)] == [8, 16, 32]
+    assert narrow.get_layer("conv4_block3_3_conv").filters == 256
+
+
 def test_zero_init_residual_makes_blocks_start_as_shortcuts():
     model = keras_convnets.ResNet20(zero_init_residual=True)
     gammas = [model.get_layer(f"conv{s}_block{b}_2_bn").gamma.numpy() for s in (2, 3, 4) for b in (1, 2, 3)]
@@ -239,6 +273,17 @@ BAD_INPUTS = [
     (lambda: keras_convnets.CifarResNet(42), ValueError, r"6n\+2.*Received: depth=42"),
     (lambda: keras_convnets.CifarResNet(2), ValueError, r"Received: depth=2"),
     (lambda: keras_convnets.CifarResNet(20.0), TypeError, r"Received: depth=20.0"),
+    (
+        lambda: keras_convnets.CifarResNet(30, block="bottleneck"),
+        ValueError,
+        r"bottleneck CIFAR ResNet must be 9n\+2.*Received: depth=30",
+    ),
+    (
+        lambda: keras_convnets.CifarResNet(29, block="wide"),
+        ValueError,
+        r"`block` must be one of 'basic', 'bottleneck'. Received: block='wide'",
+    ),
+    (lambda: keras_convnets.CifarResNet(20, bottleneck_width=0.25), ValueError, r"only to bottleneck ResNets"),
     (lambda: keras_convnets.ResNet(42), ValueError, r"18, 34, 50, 101, 152. Received: depth=42"),
     (
         lambda: keras_convnets.ResNet50(input_shape=(16, 16, 3)),

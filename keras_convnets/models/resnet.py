@@ -22,6 +22,7 @@ from keras_convnets.models.layers import IdentityShortcut  # noqa: F401 (importe
 from keras_convnets.models.registry import register_model
 from keras_convnets.models.resnet_builder import CifarResNet, ResNet, build_resnet, residual_block, shortcut
 from keras_convnets.models.resnet_specs import (
+    CIFAR_BLOCKS,
     CIFAR_DEPTHS,
     EXPANSION,
     IMAGENET_SPECS,
@@ -35,6 +36,7 @@ from keras_convnets.models.resnet_specs import (
 )
 
 __all__ = [
+    "CIFAR_BLOCKS",
     "CIFAR_DEPTHS",
     "EXPANSION",
     "IMAGENET_SPECS",

@@ -207,11 +207,14 @@ def CifarResNet(
     name: str | None = None,
     *,
     shortcut: str = "A",
+    block: str = "basic",
     **options: Any,
 ) -> keras.Model:
     """A CIFAR ResNet of He et al. 2016, Section 4.2, for any depth 6n+2; option A shortcuts by default.
 
+    `block="bottleneck"` builds the bottleneck CIFAR nets of He et al. 2016b (depth 9n+2: ResNet-164 is n=18),
+    1x1-3x3-1x1 blocks reducing to 16/32/64 channels with 4x wider outputs; `bottleneck_width` then applies.
     Same options as `ResNet` (`residual=False` builds the plain twin).
     """
     head = (include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name)
-    return _build_named(cifar_spec(depth), depth, head, {"shortcut": shortcut, **options})
+    return _build_named(cifar_spec(depth, block), depth, head, {"shortcut": shortcut, **options})

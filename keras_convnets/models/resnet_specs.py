@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keras_convnets.utils.validation import check_int
+from keras_convnets.utils.validation import check_choice, check_int
 
 __all__ = [
+    "CIFAR_BLOCKS",
     "CIFAR_DEPTHS",
     "EXPANSION",
     "IMAGENET_SPECS",
@@ -52,20 +53,30 @@ IMAGENET_SPECS: dict[int, ResNetSpec] = {
 }
 
 CIFAR_DEPTHS = (20, 32, 44, 56, 110, 1202)
+CIFAR_BLOCKS = ("basic", "bottleneck")
 SHORTCUT_OPTIONS = ("A", "B", "C")
 STRIDE_OPTIONS = ("1x1", "3x3")
 
 
-def cifar_spec(depth: int) -> ResNetSpec:
-    """He et al. 2016, Section 4.2: depth 6n+2, three stages of n basic blocks, 16/32/64 filters."""
+def cifar_spec(depth: int, block: str = "basic") -> ResNetSpec:
+    """He et al. 2016, Section 4.2: depth 6n+2, three stages of n basic blocks, 16/32/64 filters.
+
+    `block="bottleneck"`: the CIFAR bottleneck nets of He et al. 2016b (Identity Mappings, Section 4: ResNet-164,
+    ResNet-1001): depth 9n+2, three stages of n bottleneck blocks reducing to 16/32/64 channels, whose outputs are
+    `EXPANSION` times wider (64/128/256).
+    """
+    check_choice("block", block, CIFAR_BLOCKS)
     check_int("depth", depth)
-    if depth < 8 or (depth - 2) % 6:
+    layers_per_block = 2 if block == "basic" else 3
+    if depth < 3 * layers_per_block + 2 or (depth - 2) % (3 * layers_per_block):
+        examples = "8, 14, 20, 32, 44, 56, 110, 1202" if block == "basic" else "11, 29, 56, 110, 164, 1001"
         raise ValueError(
-            "`depth` of a CIFAR ResNet must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...). "
-            f"Received: depth={depth}"
+            f"`depth` of a {'' if block == 'basic' else 'bottleneck '}CIFAR ResNet must be {3 * layers_per_block}n+2 "
+            "with n >= 1 "
+            f"({examples}, ...). Received: depth={depth}"
         )
-    n = (depth - 2) // 6
-    return ResNetSpec("basic", (n, n, n), (16, 32, 64), "cifar", 32, 10)
+    n = (depth - 2) // (3 * layers_per_block)
+    return ResNetSpec(block, (n, n, n), (16, 32, 64), "cifar", 32, 10)
 
 
 def imagenet_spec(depth: int) -> ResNetSpec:
@@ -90,8 +101,9 @@ def resolve_bottleneck_width(spec: ResNetSpec, bottleneck_width: Any) -> tuple[i
         return spec.widths
     if spec.block != "bottleneck":
         raise ValueError(
-            "`bottleneck_width` applies only to bottleneck ResNets (ResNet-50/101/152); this net uses basic "
-            f"blocks. Received: bottleneck_width={bottleneck_width!r}"
+            "`bottleneck_width` applies only to bottleneck ResNets (ResNet-50/101/152, "
+            '`CifarResNet(block="bottleneck")`); this net uses basic blocks. '
+            f"Received: bottleneck_width={bottleneck_width!r}"
         )
     outputs = stage_output_widths(spec)
     if isinstance(bottleneck_width, (int, float)) and not isinstance(bottleneck_width, bool):
