@@ -152,11 +152,86 @@ def test_bad_input(tmp_path):
         run_experiment("lesion", str(tmp_path), depth=21)
     with pytest.raises(ValueError, match="`image_size` must be at least 79 for GoogLeNet variant 'paper'"):
         run_experiment("aux", str(tmp_path), variant="paper", image_size=64)
-    with pytest.raises(ValueError, match="takes no dataset"):
-        run_experiment("bottleneck", str(tmp_path), dataset="digits")
+    with pytest.raises(ValueError, match=r"`basic_depth` must be 6n\+2 with n >= 1.*Received: basic_depth=21"):
+        run_experiment("bottleneck", str(tmp_path), dataset="digits", basic_depth=21)
+    with pytest.raises(ValueError, match=r"`bottleneck_depth` must be 9n\+2.*Received: bottleneck_depth=21"):
+        run_experiment("bottleneck", str(tmp_path), bottleneck_depth=21)
+    with pytest.raises(ValueError, match="`seeds` must be distinct"):
+        run_experiment("bottleneck", str(tmp_path), seeds=(1, 1))
     with pytest.raises(ValueError, match="`stage` must be one of 'conv2', 'conv3', 'conv4', 'conv5'"):
         run_experiment("bottleneck", str(tmp_path), stage="conv6")
     assert not (tmp_path / "report.md").exists()
+
+
+def test_bottleneck_accuracy_side(tmp_path):
+    """With a dataset the bottleneck experiment also trains a basic and a bottleneck CIFAR ResNet of equal MACs."""
+    from keras_convnets.analysis.profiler import profile
+    from keras_convnets.models.resnet import CifarResNet
+
+    timing = dict(stage="conv5", batch_size=1, rounds=1, warmup=0)
+    tiny = {key: value for key, value in TINY.items() if key != "batch_size"}  # `batch_size` times the designs
+    results = run_experiment(
+        "bottleneck",
+        str(tmp_path),
+        dataset="digits",
+        image_size=16,
+        train_batch_size=32,
+        seeds=(0, 3),
+        **timing,
+        **tiny,
+    )
+    acc = results["accuracy"]
+    assert acc["dataset"] == {"name": "digits", "train": 64, "test": 16, "classes": 10}
+    assert acc["epochs"] == 1 and acc["iterations"] == 2  # 64 images, batch 32
+    basic, bottleneck = (
+        profile(CifarResNet(d, input_shape=(16, 16, 3), block=b)) for d, b in ((20, "basic"), (29, "bottleneck"))
+    )
+    assert acc["nets"]["basic"]["macs"] == basic.macs and acc["nets"]["bottleneck"]["macs"] == bottleneck.macs
+    assert abs(acc["macs_ratio_bottleneck_over_basic"] - 1) < 0.05  # the pair is one of equal cost
+    assert [c.name for c in acc["runs"]] == [
+        "ResNet-20 (basic), seed 0",
+        "ResNet-29 (bottleneck), seed 0",
+        "ResNet-20 (basic), seed 3",
+        "ResNet-29 (bottleneck), seed 3",
+    ]
+    f = acc["findings"]
+    per_seed = [(s["test_error_basic"], s["test_error_bottleneck"]) for s in acc["seeds"]]
+    assert f["seeds"] == [0, 3]
+    assert f["test_error_difference"] == pytest.approx(sum(b - a for a, b in per_seed) / 2)
+    for c in acc["runs"]:
+        assert 0 <= c.final_test_error <= 1 and round(c.final_test_error * 16) == pytest.approx(c.final_test_error * 16)
+    text = _read(tmp_path / "report.md")
+    assert "## The accuracy side: equal MACs, basic against bottleneck blocks" in text
+    assert "| ResNet-29 (bottleneck), seed 3 |" in text and "![basic blocks (solid)" in text
+    assert (tmp_path / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    with open(tmp_path / "curves.csv") as handle:
+        assert {row["run"] for row in csv.DictReader(handle)} == {c.name for c in acc["runs"]}
+    assert json.loads(_read(tmp_path / "results.json"))["accuracy"]["findings"]["seeds"] == [0, 3]
+
+
+def test_bottleneck_accuracy_findings():
+    from keras_convnets.experiments.bottleneck import accuracy_findings
+    from keras_convnets.experiments.training import Curves
+
+    def seed(s, basic, bottleneck):
+        return {
+            "seed": s,
+            "basic": Curves("b", final_test_error=basic, seconds=10.0),
+            "bottleneck": Curves("n", final_test_error=bottleneck, seconds=12.0),
+        }
+
+    f = accuracy_findings([seed(0, 0.10, 0.08), seed(1, 0.12, 0.09), seed(2, 0.11, 0.07)], num_test=5000)
+    assert f["test_error_basic"] == pytest.approx(0.11) and f["test_error_bottleneck"] == pytest.approx(0.08)
+    assert f["test_error_differences"] == pytest.approx([-0.02, -0.03, -0.04])
+    assert f["seed_spread_basic"] == pytest.approx(0.01) and f["seed_spread_difference"] == pytest.approx(0.01)
+    p = (0.11 + 0.08) / 2
+    assert f["sampling_error_of_a_difference"] == pytest.approx(math.sqrt(2 * p * (1 - p) / 5000))
+    assert f["noise"] == pytest.approx(0.01) and f["resolved"]  # -3 points against a noise of 1
+    assert f["seconds_bottleneck"] / f["seconds_basic"] == pytest.approx(1.2)
+    close = accuracy_findings([seed(0, 0.10, 0.09), seed(1, 0.12, 0.12)], num_test=5000)
+    assert close["test_error_difference"] == pytest.approx(-0.005) and not close["resolved"]
+    single = accuracy_findings([seed(0, 0.10, 0.05)], num_test=100)
+    assert single["seed_spread_basic"] == 0.0 and single["noise"] == pytest.approx(math.sqrt(2 * 0.075 * 0.925 / 100))
 
 
 def test_cli(tmp_path, capsys):
@@ -227,7 +302,13 @@ def test_presets_follow_the_papers():
         module._check(module.REAL)
         assert module.QUICK.dataset == "digits" and module.REAL.dataset == "fashion_mnist"
         assert module.REAL.max_train == 20_000 and set(module.PRESETS) == {"quick", "real", "full"}
-    assert bottleneck.QUICK.stage == "conv2"
+    assert bottleneck.QUICK.stage == "conv2" and bottleneck.QUICK.dataset is None  # quick: no training
+    for preset in (bottleneck.QUICK, bottleneck.REAL, bottleneck.FULL):
+        bottleneck._check(preset)
+    real = bottleneck.REAL
+    assert (real.dataset, real.max_train, real.seeds) == ("fashion_mnist", 20_000, (0, 1, 2))
+    assert (bottleneck.FULL.dataset, bottleneck.FULL.recipe) == ("cifar10", "cifar")
+    assert (bottleneck.REAL.basic_depth, bottleneck.REAL.bottleneck_depth) == (20, 29)
     # the real presets: the issue's nets (plain-20/56 and ResNet-20/56; ResNet-56's 27 blocks; aux with 2 seeds)
     assert degradation.REAL.depths == (20, 56) and degradation.REAL.recipe == "cifar"
     assert lesion.REAL.depth == 56 and aux.REAL.seeds == (0, 1)

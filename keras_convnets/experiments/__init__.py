@@ -7,7 +7,8 @@ paper's setting on CIFAR-10); `list_experiments()` names them:
 - `"degradation"` (He et al. 2016, Figures 1 and 6): plain and residual nets of two depths, training and test
   error against iterations.
 - `"bottleneck"` (He et al. 2016, Section 3.3; Szegedy et al. 2014, Section 4): parameters, MACs and measured time
-  of the naive designs against the bottlenecked ones.
+  of the naive designs against the bottlenecked ones; with a dataset (`real`, `full`) also the test error of a
+  basic and a bottleneck CIFAR ResNet of equal MACs.
 - `"lesion"` (Veit et al. 2016): delete blocks of a trained ResNet and of its plain twin at test time.
 - `"aux"` (Szegedy et al. 2014, Section 5): GoogLeNet trained with and without its auxiliary classifiers.
 """
@@ -22,7 +23,10 @@ __all__ = ["EXPERIMENTS", "get_experiment", "list_experiments", "run_experiment"
 # experiment -> (module, one-line description)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "degradation": ("keras_convnets.experiments.degradation", "plain vs residual nets at two depths: error curves"),
-    "bottleneck": ("keras_convnets.experiments.bottleneck", "MACs, parameters and time of bottleneck designs"),
+    "bottleneck": (
+        "keras_convnets.experiments.bottleneck",
+        "MACs, parameters and time of bottleneck designs; accuracy at equal MACs",
+    ),
     "lesion": ("keras_convnets.experiments.lesion_study", "delete blocks of trained residual and plain nets"),
     "aux": ("keras_convnets.experiments.aux_classifiers", "GoogLeNet with and without auxiliary classifiers"),
 }

@@ -60,7 +60,7 @@ def _check(preset: AuxPreset) -> None:
     if preset.epochs is not None:
         presets.check_positive_int("epochs", preset.epochs)
     if preset.seeds != ():
-        check_int_tuple_nonneg(preset.seeds)
+        presets.check_seeds(preset.seeds)
     smallest = minimum_size(preset.variant, aux_logits=True)
     if preset.image_size < smallest:
         raise ValueError(
@@ -131,13 +131,6 @@ def run(
     results["all_runs"] = [c for r in per_seed for c in (r["aux"], r["no_aux"])]
     _write_report(output_dir, time.perf_counter() - started, results, preset, command)
     return results
-
-
-def check_int_tuple_nonneg(seeds) -> None:
-    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
-        raise ValueError(f"`seeds` must be a tuple of non-negative integers. Received: seeds={seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"`seeds` must be distinct. Received: seeds={seeds!r}")
 
 
 def findings(per_seed: list[dict], num_test: int) -> dict:

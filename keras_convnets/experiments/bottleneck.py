@@ -9,7 +9,13 @@ layer from `keras_convnets.profile`, and the forward time of each measured on th
   (1x1, 3x3 and 5x5 convs on the full input and a 3x3 max pool, concatenated) against the module with 1x1
   reductions of Figure 2(b).
 
-No training: the numbers are exact counts and wall-clock medians.
+These numbers are exact counts and wall-clock medians. With a `dataset` (the `real` and `full` presets) the
+accuracy side is trained too: what the bottleneck buys at equal cost. He et al. 2016 spend the savings on depth
+(Table 3: the bottleneck ResNet-50 is more accurate than the basic ResNet-34 at about the same FLOPs); at CIFAR
+scale a bottleneck CIFAR ResNet of depth 9n+2 (three 1x1-3x3-1x1 blocks per stage for ResNet-29, outputs 4x
+wider) has about the MACs and parameters of the basic ResNet of depth 6n+2 with as many blocks (ResNet-20). Both
+are trained with the same recipe, batch, data order and seeds, and their test errors are compared against the
+seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 
 from keras_convnets.analysis.profiler import profile
 from keras_convnets.experiments import presets
+from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
 from keras_convnets.models import common
 
@@ -34,6 +41,8 @@ __all__ = [
     "LABELS",
     "QUICK",
     "BottleneckPreset",
+    "accuracy_findings",
+    "accuracy_nets",
     "inception_designs",
     "resnet_designs",
     "run",
@@ -51,12 +60,165 @@ class BottleneckPreset:
     rounds: int = 11  # timed passes per design (the median is reported)
     warmup: int = 2  # untimed passes first
     seed: int = 0
+    # The accuracy side: a basic and a bottleneck CIFAR ResNet of about equal MACs, trained alike on `dataset`.
+    dataset: str | None = None  # None: no training, the compute comparison alone
+    basic_depth: int = 20  # 6n+2: n basic blocks per stage
+    bottleneck_depth: int = 29  # 9n+2: n bottleneck blocks per stage
+    image_size: int = 32
+    epochs: int | None = None  # None: the recipe's length
+    train_batch_size: int = 128
+    recipe: str = "cifar"
+    seeds: tuple[int, ...] = (0,)  # both nets trained once per seed
+    points: int = 24  # points per curve
+    max_train: int | None = None
+    max_test: int | None = None
+    run_eagerly: bool = False  # no graph tracing: for tiny budgets (tests) and debugging
 
 
 QUICK = BottleneckPreset()
-FULL = BottleneckPreset(batch_size=32, rounds=21, warmup=3)
-REAL = FULL  # no training: the real preset is the full measurement
+FULL = BottleneckPreset(batch_size=32, rounds=21, warmup=3, dataset="cifar10", seeds=(0, 1))
+REAL = BottleneckPreset(
+    batch_size=32,
+    rounds=21,
+    warmup=3,
+    dataset="fashion_mnist",
+    image_size=28,
+    epochs=8,
+    seeds=(0, 1, 2),
+    points=16,
+    max_train=20_000,
+    max_test=5_000,
+)
 PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
+
+
+@dataclass(frozen=True)
+class _Training:
+    """The fields of a `BottleneckPreset` that `experiments.training` reads, under the names it reads them by."""
+
+    dataset: str
+    image_size: int
+    epochs: int | None
+    batch_size: int
+    recipe: str
+    seed: int
+    points: int
+    max_train: int | None
+    max_test: int | None
+    run_eagerly: bool
+
+
+def _check(preset: BottleneckPreset) -> None:
+    common.check_choice("stage", preset.stage, tuple(RESNET50_STAGES))
+    for argument in ("batch_size", "rounds", "image_size", "train_batch_size", "points"):
+        presets.check_positive_int(argument, getattr(preset, argument))
+    common.check_int("warmup", preset.warmup, minimum=0)
+    if preset.epochs is not None:
+        presets.check_positive_int("epochs", preset.epochs)
+    presets.check_seeds(preset.seeds)
+    for argument, step in (("basic_depth", 6), ("bottleneck_depth", 9)):  # 2 or 3 layers a block, 3 stages
+        value = getattr(preset, argument)
+        requirement = f"must be {step}n+2 with n >= 1 ({step + 2}, {2 * step + 2}, {3 * step + 2}, ...)"
+        common.check_int(argument, value, minimum=step + 2, requirement=requirement)
+        if (value - 2) % step:
+            raise ValueError(f"`{argument}` {requirement}. Received: {argument}={value}")
+
+
+def accuracy_nets(preset: BottleneckPreset, *, classes: int, channels: int = 3) -> dict[str, keras.Model]:
+    """The two nets of the accuracy side: the basic CIFAR ResNet of depth `basic_depth` and the bottleneck one
+    of depth `bottleneck_depth`, option A shortcuts both (the CIFAR nets' default)."""
+    from keras_convnets.models.resnet import CifarResNet
+
+    shape = (preset.image_size, preset.image_size, channels)
+    return {
+        "basic": CifarResNet(preset.basic_depth, input_shape=shape, classes=classes),
+        "bottleneck": CifarResNet(preset.bottleneck_depth, input_shape=shape, classes=classes, block="bottleneck"),
+    }
+
+
+def _spread(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def accuracy_findings(per_seed: list[dict], num_test: int) -> dict:
+    """The bottleneck net's final test error against the basic net's: per seed, the means, the mean difference
+    (bottleneck - basic), the seed-to-seed spreads (standard deviations over seeds, 0 with one seed), the test
+    split's sampling error of one difference, and whether the difference is more than twice the noise."""
+    basic = np.array([r["basic"].final_test_error for r in per_seed])
+    bottleneck = np.array([r["bottleneck"].final_test_error for r in per_seed])
+    difference = bottleneck - basic
+    p = float((basic.mean() + bottleneck.mean()) / 2)
+    sampling = (2 * p * (1 - p) / num_test) ** 0.5
+    noise = max(_spread(basic), _spread(bottleneck), _spread(difference), sampling / len(per_seed) ** 0.5)
+    return {
+        "seeds": [r["seed"] for r in per_seed],
+        "test_error_basic": float(basic.mean()),
+        "test_error_bottleneck": float(bottleneck.mean()),
+        "test_error_difference": float(difference.mean()),
+        "test_error_differences": difference.tolist(),
+        "seed_spread_basic": _spread(basic),
+        "seed_spread_bottleneck": _spread(bottleneck),
+        "seed_spread_difference": _spread(difference),
+        "sampling_error_of_a_difference": sampling,
+        "noise": noise,
+        "resolved": bool(abs(difference.mean()) > 2 * noise),
+        "seconds_basic": float(sum(r["basic"].seconds for r in per_seed)),
+        "seconds_bottleneck": float(sum(r["bottleneck"].seconds for r in per_seed)),
+    }
+
+
+def _train_accuracy(preset: BottleneckPreset, data_dir: str | None) -> dict:
+    import dataclasses
+
+    settings = _Training(
+        dataset=preset.dataset,
+        image_size=preset.image_size,
+        epochs=preset.epochs,
+        batch_size=preset.train_batch_size,
+        recipe=preset.recipe,
+        seed=preset.seeds[0],
+        points=preset.points,
+        max_train=preset.max_train,
+        max_test=preset.max_test,
+        run_eagerly=preset.run_eagerly,
+    )
+    setup = tr.prepare(settings, {}, check=lambda _: None, dataset=None, data_dir=data_dir)
+    data = setup.data
+    costs: dict[str, dict] = {}
+    per_seed = []
+    for seed in preset.seeds:
+        seeded = dataclasses.replace(setup, preset=dataclasses.replace(settings, seed=seed))
+        runs = {}
+        for key in ("basic", "bottleneck"):
+            keras.utils.set_random_seed(seed)
+            model = accuracy_nets(preset, classes=data.num_classes)[key]
+            if key not in costs:
+                report = profile(model)
+                costs[key] = {"model": model.name, "params": report.trainable_params, "macs": report.macs}
+            depth = preset.basic_depth if key == "basic" else preset.bottleneck_depth
+            name = f"ResNet-{depth} ({key})" + (f", seed {seed}" if len(preset.seeds) > 1 else "")
+            runs[key] = seeded.train(name, model, model_name=model.name)
+            keras.backend.clear_session()
+        per_seed.append({"seed": seed, **runs})
+    return {
+        "dataset": {"name": data.name, "train": data.num_train, "test": data.num_test, "classes": data.num_classes},
+        "recipe": setup.recipe.name,
+        "epochs": setup.epochs,
+        "iterations": setup.epochs * setup.steps,
+        "nets": costs,
+        "macs_ratio_bottleneck_over_basic": costs["bottleneck"]["macs"] / costs["basic"]["macs"],
+        "params_ratio_bottleneck_over_basic": costs["bottleneck"]["params"] / costs["basic"]["params"],
+        "seeds": [
+            {
+                "seed": r["seed"],
+                "test_error_basic": r["basic"].final_test_error,
+                "test_error_bottleneck": r["bottleneck"].final_test_error,
+            }
+            for r in per_seed
+        ],
+        "runs": [c for r in per_seed for c in (r["basic"], r["bottleneck"])],
+        "findings": accuracy_findings(per_seed, data.num_test),
+    }
 
 
 def _bn() -> dict:
@@ -173,19 +335,15 @@ def run(
     **overrides: Any,
 ) -> dict:
     """Measure both comparisons, write `report.md`, `compute.png`, `results.json` and `layers.csv` into
-    `output_dir`, and return the results. `dataset` is not used (no training); overrides: the fields of
-    `BottleneckPreset` (`stage`, `batch_size`, `rounds`, `warmup`, `seed`)."""
+    `output_dir`, and return the results. With a `dataset` (the preset's, or this argument) also train the
+    accuracy side and write `accuracy.png` and `curves.csv`. Overrides: the fields of `BottleneckPreset`
+    (`batch_size` is the timing batch, `train_batch_size` the training one)."""
     started = time.perf_counter()
-    if dataset is not None:
-        raise ValueError(
-            f"The bottleneck experiment trains nothing and takes no dataset. Received: dataset={dataset!r}"
-        )
     preset_name, base = presets.select(PRESETS, preset, quick)
+    if dataset is not None:
+        overrides = {**overrides, "dataset": dataset}
     preset = presets.with_overrides(base, overrides)
-    common.check_choice("stage", preset.stage, tuple(RESNET50_STAGES))
-    for argument in ("batch_size", "rounds"):
-        presets.check_positive_int(argument, getattr(preset, argument))
-    common.check_int("warmup", preset.warmup, minimum=0)
+    _check(preset)
 
     resnet = resnet_designs(preset.stage)
     inception = inception_designs()
@@ -220,6 +378,8 @@ def run(
             "time_ratio_naive_over_reduced": ratio(inc["naive"], inc["reduced"], "median_seconds_per_batch"),
         },
     }
+    if preset.dataset is not None:
+        results["accuracy"] = _train_accuracy(preset, data_dir)
     _write_report(output_dir, time.perf_counter() - started, results, preset, command)
     return results
 
@@ -245,7 +405,7 @@ def _write_report(
     res, inc = results["resnet50"], results["inception3a"]
     size, width = RESNET50_STAGES[preset.stage]
     report.text(
-        "No training. Parameters (trainable) and multiply-accumulates per image come from "
+        "The compute side trains nothing. Parameters (trainable) and multiply-accumulates per image come from "
         "`keras_convnets.profile`; times are the median of "
         f"{preset.rounds} forward passes of a batch of {preset.batch_size} random images per design, the designs "
         f"interleaved round by round after {preset.warmup} warm-up passes, in inference mode, in this one run. "
@@ -312,6 +472,9 @@ def _write_report(
     left.set_title(f"ResNet-50 {preset.stage} block (blue), inception 3a (orange)", fontsize=9)
     report.figure(figure, "compute.png", "MACs per image (left) and measured forward time per image (right)")
 
+    if "accuracy" in results:
+        _write_accuracy(report, results["accuracy"], preset)
+
     report.heading("Layer by layer")
     for group, data in (("ResNet-50", res["designs"]), ("inception 3a", inc["designs"])):
         for key, d in data.items():
@@ -334,3 +497,92 @@ def _write_report(
         ],
     )
     report.write()
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _write_accuracy(report: Report, acc: dict, preset: BottleneckPreset) -> None:
+    ds, nets, f = acc["dataset"], acc["nets"], acc["findings"]
+    basic_n = (preset.basic_depth - 2) // 6
+    bottleneck_n = (preset.bottleneck_depth - 2) // 9
+    report.heading("The accuracy side: equal MACs, basic against bottleneck blocks")
+    report.text(
+        f"ResNet-{preset.basic_depth} ({basic_n} basic blocks per stage, 16/32/64 channels) against "
+        f"ResNet-{preset.bottleneck_depth} ({bottleneck_n} bottleneck blocks per stage, reducing to 16/32/64 and "
+        f"expanding to 64/128/256), option A shortcuts, on `{ds['name']}` ({ds['train']:,} training, "
+        f"{ds['test']:,} test images) at {preset.image_size}x{preset.image_size}, recipe `{acc['recipe']}` at batch "
+        f"{preset.train_batch_size} for {acc['epochs']} epochs ({acc['iterations']:,} iterations), seeds "
+        f"{', '.join(map(str, f['seeds']))} (each seed sets both the initialisation and the data order, the same "
+        "for both nets). The bottleneck net costs "
+        f"{acc['macs_ratio_bottleneck_over_basic']:.3f}x the MACs and {acc['params_ratio_bottleneck_over_basic']:.3f}x "
+        "the parameters of the basic one. Training error on the training batches as trained (curve) and on the "
+        "training split in inference mode (end)."
+    )
+    report.table(
+        [
+            "net",
+            "params",
+            "MACs / image",
+            "train error (curve end)",
+            "train error (inference)",
+            "test error",
+            "train seconds",
+        ],
+        [
+            [
+                c.name,
+                c.params,
+                nets["basic" if index % 2 == 0 else "bottleneck"]["macs"],
+                _pct(c.last_train_error),
+                _pct(c.final_train_error),
+                _pct(c.final_test_error),
+                round(c.seconds, 1),
+            ]
+            for index, c in enumerate(acc["runs"])  # per seed: basic, then bottleneck
+        ],
+    )
+    n = len(f["seeds"])
+    diff = f["test_error_difference"]
+    verdict = (
+        f"Mean test error over {n} seed(s): {_pct(f['test_error_basic'])} basic, "
+        f"{_pct(f['test_error_bottleneck'])} bottleneck, a difference of {100 * diff:+.2f} points (bottleneck - "
+        f"basic; per seed {', '.join(f'{100 * d:+.2f}' for d in f['test_error_differences'])}). "
+        f"Seed-to-seed spread: {100 * f['seed_spread_basic']:.2f} (basic), {100 * f['seed_spread_bottleneck']:.2f} "
+        f"(bottleneck), {100 * f['seed_spread_difference']:.2f} (the difference); the test split alone makes one "
+        f"difference uncertain by {100 * f['sampling_error_of_a_difference']:.2f} points. "
+    )
+    if f["resolved"]:
+        better = "bottleneck" if diff < 0 else "basic"
+        verdict += f"The {better} net is better by more than twice the largest of these ({100 * f['noise']:.2f})."
+    else:
+        verdict += (
+            f"The difference is within twice the largest of these ({100 * f['noise']:.2f}): at this budget the run "
+            "cannot tell the two designs apart."
+        )
+    report.heading("What the accuracy side shows")
+    report.text(
+        verdict
+        + f" Training the bottleneck net took {f['seconds_bottleneck'] / f['seconds_basic']:.2f}x the time of the "
+        "basic one at equal MACs here. The papers' claim is at full length and scale: ResNet-50 (bottleneck) "
+        "against ResNet-34 (basic) at about the same FLOPs, 22.85% against 24.52% top-1 error on ImageNet (He et al. "
+        "2016, Table 3, 10-crop), and, on CIFAR-10, the bottleneck ResNet-164 at 5.93% against the basic ResNet-110 "
+        "at 6.61% with about the same parameters (He et al. 2016b, Table 2); a run this short says what the "
+        "designs do early in training."
+    )
+    figure, (left, right) = new_figure(9.0, 3.4, ncols=2)
+    for index, c in enumerate(acc["runs"]):
+        style = "-" if index % 2 == 0 else "--"
+        color = f"C{index // 2}"
+        left.plot(c.iterations, [100 * e for e in c.train_error], style, color=color, label=c.name)
+        right.plot(c.iterations, [100 * e for e in c.test_error], style, color=color, label=c.name)
+    left.set_title("training error", fontsize=10)
+    right.set_title("test error", fontsize=10)
+    for axis in (left, right):
+        axis.set_xlabel("iterations")
+        axis.set_ylabel("error (%)")
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    report.figure(figure, "accuracy.png", "basic blocks (solid) and bottleneck blocks (dashed), one color per seed")
+    report.csv("curves.csv", tr.curves_rows(acc["runs"]))

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from keras_convnets.utils.validation import check_int
 
-__all__ = ["PRESET_NAMES", "check_int_tuple", "check_positive_int", "select", "with_overrides"]
+__all__ = ["PRESET_NAMES", "check_int_tuple", "check_positive_int", "check_seeds", "select", "with_overrides"]
 
 PRESET_NAMES = ("quick", "real", "full")
 
@@ -57,3 +57,12 @@ def check_int_tuple(argument: str, value: Any, *, length: int | None = None) -> 
     for item in items:
         check_int(argument, item, minimum=1, requirement=requirement, received=f"{argument}={value!r}")
     return items
+
+
+def check_seeds(seeds: Any) -> tuple[int, ...]:
+    """`seeds`: a non-empty tuple of distinct non-negative integers."""
+    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
+        raise ValueError(f"`seeds` must be a tuple of non-negative integers. Received: seeds={seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"`seeds` must be distinct. Received: seeds={seeds!r}")
+    return seeds
