@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import keras_convnets
+from keras_convnets.analysis.profiler import profile
 from tests.conftest import default_model, default_profile
 
 # name -> (trainable parameters, MACs) at the default input size and classes.
@@ -196,38 +197,48 @@ def test_bottleneck_width_sets_the_reduction_convs():
     assert trainable(paper) == EXPECTED["resnet50"][0]
 
 
-def _cifar_bottleneck_trainable(n: int, shortcut: str, classes: int = 10) -> int:
-    """Trainable parameters of the bottleneck CIFAR ResNet of depth 9n+2, counted by hand: every conv without a
-    bias and followed by a batch norm (gamma, beta); stages reduce to 16/32/64 and expand 4x."""
-    total = 3 * 3 * 3 * 16 + 2 * 16  # the 3x3 stem
-    channels = 16
+def _cifar_bottleneck_counts(n: int, shortcut: str, size: int = 32, classes: int = 10) -> tuple[int, int]:
+    """(trainable parameters, MACs) of the bottleneck CIFAR ResNet of depth 9n+2, counted by hand: every conv
+    without a bias and followed by a batch norm (gamma, beta); stages reduce to 16/32/64 and expand 4x; the first
+    block of stages 2 and 3 strides in its first 1x1 conv (and its projection)."""
+    params, macs = 3 * 3 * 3 * 16 + 2 * 16, size * size * 27 * 16  # the 3x3 stem
+    channels, side = 16, size
     for stage, width in enumerate((16, 32, 64)):
         out = 4 * width
         for index in range(n):
-            total += channels * width + 2 * width + 9 * width * width + 2 * width + width * out + 2 * out
-            changes_shape = channels != out or (index == 0 and stage > 0)
-            if shortcut == "B" and changes_shape:
-                total += channels * out + 2 * out  # the 1x1 projection
+            stride = 2 if index == 0 and stage > 0 else 1
+            side //= stride
+            params += channels * width + 2 * width + 9 * width * width + 2 * width + width * out + 2 * out
+            macs += side * side * (channels * width + 9 * width * width + width * out)
+            if shortcut == "B" and (channels != out or stride > 1):
+                params += channels * out + 2 * out  # the 1x1 projection
+                macs += side * side * channels * out
             channels = out
-    return total + channels * classes + classes
+    return params + channels * classes + classes, macs + channels * classes
 
 
-@pytest.mark.parametrize("depth, shortcut", [(29, "A"), (29, "B"), (164, "B")])
+@pytest.mark.parametrize("depth, shortcut", [(29, "A"), (29, "B"), (164, None)])
 def test_cifar_bottleneck_nets(depth, shortcut):
     model = keras_convnets.CifarResNet(depth, block="bottleneck", shortcut=shortcut)
     n = (depth - 2) // 9
-    assert trainable(model) == _cifar_bottleneck_trainable(n, shortcut)
-    assert model.name == f"resnet{depth}" and model.output_shape == (None, 10)
+    params, macs = _cifar_bottleneck_counts(n, shortcut or "B")  # option B by default, as He et al. 2016b's code
+    assert (trainable(model), profile(model).macs) == (params, macs)
+    assert model.name == f"resnet{depth}_bottleneck" and model.output_shape == (None, 10)
     assert sum(layer.name.endswith("_3_conv") for layer in model.layers) == 3 * n  # n 1x1-3x3-1x1 blocks a stage
     assert model.get_layer("conv4_block1_3_conv").filters == 256
     assert model.get_layer("conv2_block1_1_conv").filters == 16
+    assert model.get_layer("conv3_block1_1_conv").strides == (2, 2)  # the paper's stride on the first 1x1
+    assert model.get_layer("conv3_block1_2_conv").strides == (1, 1)
+    assert model.get_layer("conv4_block3_out").output.shape[1:] == (8, 8, 256)
     if depth == 164:  # He et al. 2016b, Table 2: ResNet-164, 1.7M parameters
-        assert trainable(model) == 1_704_154
-    if depth == 29 and shortcut == "A":  # as many parameters as ResNet-20 (269,722), within 0.2%
-        assert abs(trainable(model) / trainable(keras_convnets.ResNet20()) - 1) < 0.002
+        assert (trainable(model), profile(model).macs) == (1_704_154, 244_500_992)
+    if depth == 29 and shortcut == "A":  # ResNet-20's 269,722 parameters and 40,551,040 MACs, within 0.2% and 5%
+        assert (params, macs) == (270_234, 38_717_952)
+        assert abs(params / 269_722 - 1) < 0.002 and abs(macs / 40_551_040 - 1) < 0.05
     narrow = keras_convnets.CifarResNet(29, block="bottleneck", bottleneck_width=(8, 16, 32))
     assert [narrow.get_layer(f"conv{s}_block2_2_conv").filters for s in (2, 3, 4)] == [8, 16, 32]
     assert narrow.get_layer("conv4_block3_3_conv").filters == 256
+    assert keras_convnets.CifarResNet(29, block="bottleneck", residual=False).name == "plainnet29_bottleneck"
 
 
 def test_zero_init_residual_makes_blocks_start_as_shortcuts():
@@ -284,6 +295,8 @@ BAD_INPUTS = [
         r"`block` must be one of 'basic', 'bottleneck'. Received: block='wide'",
     ),
     (lambda: keras_convnets.CifarResNet(20, bottleneck_width=0.25), ValueError, r"only to bottleneck ResNets"),
+    (lambda: keras_convnets.ResNet20(block="bottleneck"), TypeError, r"ResNet20 is built of basic blocks"),
+    (lambda: keras_convnets.PlainNet56(block="bottleneck"), TypeError, r"Received: block='bottleneck'"),
     (lambda: keras_convnets.ResNet(42), ValueError, r"18, 34, 50, 101, 152. Received: depth=42"),
     (
         lambda: keras_convnets.ResNet50(input_shape=(16, 16, 3)),

@@ -139,6 +139,9 @@ def test_default_recipes():
     assert recipes.default_recipe("resnet20").name == "cifar"
     assert recipes.default_recipe("plainnet110").name == "cifar"
     assert recipes.default_recipe("resnet50").name == "imagenet"
+    # bottleneck CIFAR nets (`CifarResNet(101, block="bottleneck")` is not the ImageNet ResNet-101)
+    assert recipes.default_recipe("resnet101_bottleneck").name == "cifar"
+    assert recipes.default_recipe("plainnet29_bottleneck").name == "cifar"
     assert recipes.default_recipe("vgg16").name == "vgg"
     assert recipes.default_recipe("googlenet").name == "googlenet"
     assert recipes.default_recipe("inception_v3").name == "inception_v3"

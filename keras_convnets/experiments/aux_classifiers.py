@@ -209,7 +209,7 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
         p = (f["test_error_with_aux"] + f["test_error_without_aux"]) / 2
         sampling = (2 * p * (1 - p) / ds["test"]) ** 0.5  # standard error of a difference of two test errors
         verdict += f"The test split alone makes a difference of one run uncertain by {100 * sampling:.2f} points. "
-        if abs(diff) <= 2 * max(noise, f["seed_spread_difference"], sampling / n**0.5):
+        if abs(diff) <= 2 * max(noise, f["seed_spread_difference"], sampling):  # every seed sees the same split
             verdict += "The effect is within the noise of this budget: this run cannot tell it from zero."
         else:
             verdict += (

@@ -56,10 +56,10 @@ INCEPTION_3A_INPUT = (28, 28, 192)
 @dataclass(frozen=True)
 class BottleneckPreset:
     stage: str = "conv2"  # the ResNet-50 stage whose block is compared
-    batch_size: int = 8  # images per timed forward pass
+    batch_size: int = 8  # images per timed forward pass (the training batch is `train_batch_size`)
     rounds: int = 11  # timed passes per design (the median is reported)
     warmup: int = 2  # untimed passes first
-    seed: int = 0
+    seed: int = 0  # the timed random images (training uses `seeds`)
     # The accuracy side: a basic and a bottleneck CIFAR ResNet of about equal MACs, trained alike on `dataset`.
     dataset: str | None = None  # None: no training, the compute comparison alone
     basic_depth: int = 20  # 6n+2: n basic blocks per stage
@@ -75,7 +75,7 @@ class BottleneckPreset:
     run_eagerly: bool = False  # no graph tracing: for tiny budgets (tests) and debugging
 
 
-QUICK = BottleneckPreset()
+QUICK = BottleneckPreset(image_size=16, epochs=8, train_batch_size=64, points=16)  # trains only given a dataset
 FULL = BottleneckPreset(batch_size=32, rounds=21, warmup=3, dataset="cifar10", seeds=(0, 1))
 REAL = BottleneckPreset(
     batch_size=32,
@@ -125,51 +125,72 @@ def _check(preset: BottleneckPreset) -> None:
 
 
 def accuracy_nets(preset: BottleneckPreset, *, classes: int, channels: int = 3) -> dict[str, keras.Model]:
-    """The two nets of the accuracy side: the basic CIFAR ResNet of depth `basic_depth` and the bottleneck one
-    of depth `bottleneck_depth`, option A shortcuts both (the CIFAR nets' default)."""
+    """The two nets of the accuracy side: the basic CIFAR ResNet of depth `basic_depth` and the bottleneck one of
+    depth `bottleneck_depth`, both with option A shortcuts. Option A keeps the pair at equal cost (ResNet-20 and
+    ResNet-29: 269,722 and 270,234 parameters, 0.955x the MACs); it is not the bottleneck net's default (B, as
+    He et al. 2016b's code): the first bottleneck block's shortcut pads 16 channels to 64 with zeros, so 48 of its
+    64 output channels come from the residual branch alone, where B would add a 16x64 projection (+16% parameters
+    and +13% MACs for ResNet-29)."""
     from keras_convnets.models.resnet import CifarResNet
 
     shape = (preset.image_size, preset.image_size, channels)
     return {
-        "basic": CifarResNet(preset.basic_depth, input_shape=shape, classes=classes),
-        "bottleneck": CifarResNet(preset.bottleneck_depth, input_shape=shape, classes=classes, block="bottleneck"),
+        "basic": CifarResNet(preset.basic_depth, input_shape=shape, classes=classes, shortcut="A"),
+        "bottleneck": CifarResNet(
+            preset.bottleneck_depth, input_shape=shape, classes=classes, block="bottleneck", shortcut="A"
+        ),
     }
 
 
-def _spread(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+def _spread(values: np.ndarray) -> float | None:
+    """The sample standard deviation; None (unknown) with one value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def accuracy_findings(per_seed: list[dict], num_test: int) -> dict:
-    """The bottleneck net's final test error against the basic net's: per seed, the means, the mean difference
-    (bottleneck - basic), the seed-to-seed spreads (standard deviations over seeds, 0 with one seed), the test
-    split's sampling error of one difference, and whether the difference is more than twice the noise."""
+    """The bottleneck net's final test error against the basic net's, paired by seed.
+
+    Returns the means, the mean difference (bottleneck - basic) and the per-seed ones, the seed-to-seed spreads
+    (sample standard deviations over seeds: None with one seed), and `sampling_error_of_a_difference`, the
+    standard error of one difference that the test split's finite size alone would cause if the two nets erred
+    independently (an upper bound: they share the test images; it does not shrink with more seeds, which all see
+    the same split). `noise` is the largest of these; `resolved` says whether the mean difference is more than
+    twice it, and is never true with one seed (no spread is known)."""
     basic = np.array([r["basic"].final_test_error for r in per_seed])
     bottleneck = np.array([r["bottleneck"].final_test_error for r in per_seed])
     difference = bottleneck - basic
     p = float((basic.mean() + bottleneck.mean()) / 2)
     sampling = (2 * p * (1 - p) / num_test) ** 0.5
-    noise = max(_spread(basic), _spread(bottleneck), _spread(difference), sampling / len(per_seed) ** 0.5)
+    spreads = [_spread(basic), _spread(bottleneck), _spread(difference)]
+    known = len(per_seed) > 1
+    noise = max([sampling] + [x for x in spreads if x is not None])
     return {
         "seeds": [r["seed"] for r in per_seed],
         "test_error_basic": float(basic.mean()),
         "test_error_bottleneck": float(bottleneck.mean()),
         "test_error_difference": float(difference.mean()),
         "test_error_differences": difference.tolist(),
-        "seed_spread_basic": _spread(basic),
-        "seed_spread_bottleneck": _spread(bottleneck),
-        "seed_spread_difference": _spread(difference),
+        "seed_spread_basic": spreads[0],
+        "seed_spread_bottleneck": spreads[1],
+        "seed_spread_difference": spreads[2],
         "sampling_error_of_a_difference": sampling,
         "noise": noise,
-        "resolved": bool(abs(difference.mean()) > 2 * noise),
+        "resolved": bool(known and abs(difference.mean()) > 2 * noise),
         "seconds_basic": float(sum(r["basic"].seconds for r in per_seed)),
         "seconds_bottleneck": float(sum(r["bottleneck"].seconds for r in per_seed)),
     }
 
 
-def _train_accuracy(preset: BottleneckPreset, data_dir: str | None) -> dict:
-    import dataclasses
+@dataclass
+class _Accuracy:
+    """The accuracy side, prepared before anything is timed: the data loaded, the recipe and the nets checked."""
 
+    settings: _Training
+    setup: Any
+    nets: dict[str, dict]  # "basic"/"bottleneck" -> model name, trainable params, MACs per image
+
+
+def _prepare_accuracy(preset: BottleneckPreset, data_dir: str | None) -> _Accuracy:
     settings = _Training(
         dataset=preset.dataset,
         image_size=preset.image_size,
@@ -183,18 +204,27 @@ def _train_accuracy(preset: BottleneckPreset, data_dir: str | None) -> dict:
         run_eagerly=preset.run_eagerly,
     )
     setup = tr.prepare(settings, {}, check=lambda _: None, dataset=None, data_dir=data_dir)
+    nets = {}
+    for key, model in accuracy_nets(preset, classes=setup.data.num_classes).items():  # too small an image fails here
+        report = profile(model)
+        nets[key] = {"model": model.name, "params": report.trainable_params, "macs": report.macs}
+    keras.backend.clear_session()
+    return _Accuracy(settings, setup, nets)
+
+
+def _train_accuracy(preset: BottleneckPreset, prepared: _Accuracy) -> dict:
+    import dataclasses
+
+    setup, nets = prepared.setup, prepared.nets
     data = setup.data
-    costs: dict[str, dict] = {}
     per_seed = []
     for seed in preset.seeds:
-        seeded = dataclasses.replace(setup, preset=dataclasses.replace(settings, seed=seed))
+        seeded = dataclasses.replace(setup, preset=dataclasses.replace(prepared.settings, seed=seed))
         runs = {}
         for key in ("basic", "bottleneck"):
             keras.utils.set_random_seed(seed)
+            # both nets built from the seed, then the one trained: each seed's draws are those of the committed runs
             model = accuracy_nets(preset, classes=data.num_classes)[key]
-            if key not in costs:
-                report = profile(model)
-                costs[key] = {"model": model.name, "params": report.trainable_params, "macs": report.macs}
             depth = preset.basic_depth if key == "basic" else preset.bottleneck_depth
             name = f"ResNet-{depth} ({key})" + (f", seed {seed}" if len(preset.seeds) > 1 else "")
             runs[key] = seeded.train(name, model, model_name=model.name)
@@ -205,9 +235,9 @@ def _train_accuracy(preset: BottleneckPreset, data_dir: str | None) -> dict:
         "recipe": setup.recipe.name,
         "epochs": setup.epochs,
         "iterations": setup.epochs * setup.steps,
-        "nets": costs,
-        "macs_ratio_bottleneck_over_basic": costs["bottleneck"]["macs"] / costs["basic"]["macs"],
-        "params_ratio_bottleneck_over_basic": costs["bottleneck"]["params"] / costs["basic"]["params"],
+        "nets": nets,
+        "macs_ratio_bottleneck_over_basic": nets["bottleneck"]["macs"] / nets["basic"]["macs"],
+        "params_ratio_bottleneck_over_basic": nets["bottleneck"]["params"] / nets["basic"]["params"],
         "seeds": [
             {
                 "seed": r["seed"],
@@ -344,6 +374,8 @@ def run(
         overrides = {**overrides, "dataset": dataset}
     preset = presets.with_overrides(base, overrides)
     _check(preset)
+    # the accuracy side's data, recipe and nets are checked before the timing side runs
+    prepared = _prepare_accuracy(preset, data_dir) if preset.dataset is not None else None
 
     resnet = resnet_designs(preset.stage)
     inception = inception_designs()
@@ -378,8 +410,8 @@ def run(
             "time_ratio_naive_over_reduced": ratio(inc["naive"], inc["reduced"], "median_seconds_per_batch"),
         },
     }
-    if preset.dataset is not None:
-        results["accuracy"] = _train_accuracy(preset, data_dir)
+    if prepared is not None:
+        results["accuracy"] = _train_accuracy(preset, prepared)
     _write_report(output_dir, time.perf_counter() - started, results, preset, command)
     return results
 
@@ -503,27 +535,33 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def _points(x: float | None) -> str:
+    return "unknown (one seed)" if x is None else f"{100 * x:.2f}"
+
+
 def _write_accuracy(report: Report, acc: dict, preset: BottleneckPreset) -> None:
     ds, nets, f = acc["dataset"], acc["nets"], acc["findings"]
     basic_n = (preset.basic_depth - 2) // 6
     bottleneck_n = (preset.bottleneck_depth - 2) // 9
-    report.heading("The accuracy side: equal MACs, basic against bottleneck blocks")
+    macs_ratio, params_ratio = acc["macs_ratio_bottleneck_over_basic"], acc["params_ratio_bottleneck_over_basic"]
+    report.heading(f"The accuracy side: basic against bottleneck blocks at {macs_ratio:.2f}x the MACs")
     report.text(
         f"ResNet-{preset.basic_depth} ({basic_n} basic blocks per stage, 16/32/64 channels) against "
         f"ResNet-{preset.bottleneck_depth} ({bottleneck_n} bottleneck blocks per stage, reducing to 16/32/64 and "
-        f"expanding to 64/128/256), option A shortcuts, on `{ds['name']}` ({ds['train']:,} training, "
-        f"{ds['test']:,} test images) at {preset.image_size}x{preset.image_size}, recipe `{acc['recipe']}` at batch "
-        f"{preset.train_batch_size} for {acc['epochs']} epochs ({acc['iterations']:,} iterations), seeds "
-        f"{', '.join(map(str, f['seeds']))} (each seed sets both the initialisation and the data order, the same "
-        "for both nets). The bottleneck net costs "
-        f"{acc['macs_ratio_bottleneck_over_basic']:.3f}x the MACs and {acc['params_ratio_bottleneck_over_basic']:.3f}x "
-        "the parameters of the basic one. Training error on the training batches as trained (curve) and on the "
-        "training split in inference mode (end)."
+        f"expanding to 64/128/256), on `{ds['name']}` ({ds['train']:,} training, {ds['test']:,} test images) at "
+        f"{preset.image_size}x{preset.image_size}, recipe `{acc['recipe']}` at batch {preset.train_batch_size} for "
+        f"{acc['epochs']} epoch(s) ({acc['iterations']:,} iterations), seed(s) {', '.join(map(str, f['seeds']))} "
+        "(a seed sets the initialisation and the data order, the same order for both nets). The bottleneck net costs "
+        f"{macs_ratio:.3f}x the MACs and {params_ratio:.3f}x the trainable parameters of the basic one. Both have "
+        "option A shortcuts, which keep that cost equal: in the first bottleneck block the shortcut pads 16 "
+        "channels to 64 with zeros (the bottleneck net's default, option B, would add a projection there and "
+        "about 16% parameters). Post-activation units (He et al. 2016). Training error on the training batches as "
+        "trained (curve) and on the training split in inference mode (end)."
     )
     report.table(
         [
             "net",
-            "params",
+            "trainable params",
             "MACs / image",
             "train error (curve end)",
             "train error (inference)",
@@ -533,14 +571,15 @@ def _write_accuracy(report: Report, acc: dict, preset: BottleneckPreset) -> None
         [
             [
                 c.name,
-                c.params,
-                nets["basic" if index % 2 == 0 else "bottleneck"]["macs"],
+                nets[key]["params"],
+                nets[key]["macs"],
                 _pct(c.last_train_error),
                 _pct(c.final_train_error),
                 _pct(c.final_test_error),
                 round(c.seconds, 1),
             ]
             for index, c in enumerate(acc["runs"])  # per seed: basic, then bottleneck
+            for key in ["basic" if index % 2 == 0 else "bottleneck"]
         ],
     )
     n = len(f["seeds"])
@@ -549,27 +588,36 @@ def _write_accuracy(report: Report, acc: dict, preset: BottleneckPreset) -> None
         f"Mean test error over {n} seed(s): {_pct(f['test_error_basic'])} basic, "
         f"{_pct(f['test_error_bottleneck'])} bottleneck, a difference of {100 * diff:+.2f} points (bottleneck - "
         f"basic; per seed {', '.join(f'{100 * d:+.2f}' for d in f['test_error_differences'])}). "
-        f"Seed-to-seed spread: {100 * f['seed_spread_basic']:.2f} (basic), {100 * f['seed_spread_bottleneck']:.2f} "
-        f"(bottleneck), {100 * f['seed_spread_difference']:.2f} (the difference); the test split alone makes one "
-        f"difference uncertain by {100 * f['sampling_error_of_a_difference']:.2f} points. "
+        f"Seed-to-seed spread (standard deviation over seeds): {_points(f['seed_spread_basic'])} points (basic), "
+        f"{_points(f['seed_spread_bottleneck'])} (bottleneck), {_points(f['seed_spread_difference'])} (the "
+        "per-seed differences). The test split's size alone makes one difference uncertain by at most "
+        f"{100 * f['sampling_error_of_a_difference']:.2f} points (a standard error; the nets share the test images, "
+        "so it is an upper bound, and it does not shrink with more seeds). "
     )
-    if f["resolved"]:
-        better = "bottleneck" if diff < 0 else "basic"
-        verdict += f"The {better} net is better by more than twice the largest of these ({100 * f['noise']:.2f})."
+    claim = "The claim (at about equal cost, the bottleneck design is the more accurate)"
+    if n == 1:
+        verdict += f"One seed gives no spread, so nothing is resolved. {claim}: not tested by one seed."
+    elif f["resolved"]:
+        holds = diff < 0
+        verdict += (
+            f"The mean difference is more than twice the largest of these ({100 * f['noise']:.2f} points). "
+            f"{claim}: {'holds' if holds else 'does not hold'} here; the {'bottleneck' if holds else 'basic'} net is "
+            "better."
+        )
     else:
         verdict += (
-            f"The difference is within twice the largest of these ({100 * f['noise']:.2f}): at this budget the run "
-            "cannot tell the two designs apart."
+            f"The mean difference is within twice the largest of these ({100 * f['noise']:.2f} points). "
+            f"{claim}: not resolved at this budget; the run cannot tell the two designs apart."
         )
     report.heading("What the accuracy side shows")
     report.text(
         verdict
         + f" Training the bottleneck net took {f['seconds_bottleneck'] / f['seconds_basic']:.2f}x the time of the "
-        "basic one at equal MACs here. The papers' claim is at full length and scale: ResNet-50 (bottleneck) "
-        "against ResNet-34 (basic) at about the same FLOPs, 22.85% against 24.52% top-1 error on ImageNet (He et al. "
-        "2016, Table 3, 10-crop), and, on CIFAR-10, the bottleneck ResNet-164 at 5.93% against the basic ResNet-110 "
-        "at 6.61% with about the same parameters (He et al. 2016b, Table 2); a run this short says what the "
-        "designs do early in training."
+        f"basic one here, at {macs_ratio:.2f}x its MACs: its activations are up to 4x wider. The papers' claim is at "
+        "full length and scale: ResNet-50 (bottleneck) against ResNet-34 (basic) at about the same FLOPs, 22.85% "
+        "against 24.52% top-1 error on ImageNet (He et al. 2016, Table 3, 10-crop), and, on CIFAR-10, the "
+        "bottleneck ResNet-164 at 5.93% against the basic ResNet-110 at 6.61% with about the same parameters "
+        "(He et al. 2016b, Table 2); a run this short says what the designs do early in training."
     )
     figure, (left, right) = new_figure(9.0, 3.4, ncols=2)
     for index, c in enumerate(acc["runs"]):

@@ -60,9 +60,12 @@ def check_int_tuple(argument: str, value: Any, *, length: int | None = None) -> 
 
 
 def check_seeds(seeds: Any) -> tuple[int, ...]:
-    """`seeds`: a non-empty tuple of distinct non-negative integers."""
-    if not isinstance(seeds, tuple) or not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
-        raise ValueError(f"`seeds` must be a tuple of non-negative integers. Received: seeds={seeds!r}")
+    """`seeds`: a non-empty tuple of distinct non-negative integers (not bools)."""
+    requirement = "must be a non-empty tuple of distinct non-negative integers"
+    if not isinstance(seeds, tuple):
+        raise TypeError(f"`seeds` {requirement}. Received: seeds={seeds!r}")
+    if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+        raise ValueError(f"`seeds` {requirement}. Received: seeds={seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"`seeds` must be distinct. Received: seeds={seeds!r}")
     return seeds

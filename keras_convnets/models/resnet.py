@@ -73,8 +73,20 @@ __all__ = [
 ]
 
 
+def _basic_options(builder: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of a fixed-depth CIFAR net (ResNet20, PlainNet56, ...): basic blocks by definition, so `block`
+    is refused (a bottleneck net of that depth would be another architecture under the same name)."""
+    if "block" in options:
+        raise TypeError(
+            f"{builder} is built of basic blocks; `block` is an option of `CifarResNet(depth, block=...)` only. "
+            f"Received: block={options['block']!r}"
+        )
+    return options
+
+
 def _plain_options(builder: str, options: dict[str, Any]) -> dict[str, Any]:
     """A plain net's builder options: `residual=False`; `residual` and `shortcut` are refused (it has none)."""
+    _basic_options(builder, options)
     for bad in ("residual", "shortcut"):
         if bad in options:
             raise TypeError(
@@ -208,7 +220,16 @@ def ResNet20(
     269,722 trainable parameters at 10 classes, 40.55 M MACs. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        20, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        20,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet20", options),
     )
 
 
@@ -229,7 +250,16 @@ def ResNet32(
     464,154 trainable parameters at 10 classes, 68.86 M MACs. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        32, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        32,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet32", options),
     )
 
 
@@ -250,7 +280,16 @@ def ResNet44(
     658,586 trainable parameters at 10 classes, 97.17 M MACs. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        44, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        44,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet44", options),
     )
 
 
@@ -271,7 +310,16 @@ def ResNet56(
     853,018 trainable parameters at 10 classes, 125.49 M MACs. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        56, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        56,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet56", options),
     )
 
 
@@ -292,7 +340,16 @@ def ResNet110(
     1,727,962 trainable parameters at 10 classes, 252.89 M MACs. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        110, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        110,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet110", options),
     )
 
 
@@ -313,7 +370,16 @@ def ResNet1202(
     19,421,274 trainable parameters at 10 classes. Options as in `CifarResNet`.
     """
     return CifarResNet(
-        1202, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name, **options
+        1202,
+        include_top,
+        weights,
+        input_tensor,
+        input_shape,
+        pooling,
+        classes,
+        classifier_activation,
+        name,
+        **_basic_options("ResNet1202", options),
     )
 
 

@@ -166,10 +166,11 @@ def build_resnet(
 def _build_named(spec: ResNetSpec, depth: int, head: tuple, options: dict[str, Any]) -> keras.Model:
     """`build_resnet(spec, ...)` for `ResNet` and `CifarResNet`: `head` is their positional arguments (include_top
     ... classifier_activation, then name); the default name is `resnet{depth}`, or `plainnet{depth}` with
-    `residual=False`."""
+    `residual=False`, and `_bottleneck` after either for a bottleneck CIFAR net."""
     *positional, name = head
     prefix = "resnet" if options.get("residual", True) else "plainnet"
-    return build_resnet(spec, *positional, name=name or f"{prefix}{depth}", **options)
+    suffix = "_bottleneck" if spec.stem == "cifar" and spec.block == "bottleneck" else ""
+    return build_resnet(spec, *positional, name=name or f"{prefix}{depth}{suffix}", **options)
 
 
 def ResNet(
@@ -206,15 +207,22 @@ def CifarResNet(
     classifier_activation: Any = "softmax",
     name: str | None = None,
     *,
-    shortcut: str = "A",
+    shortcut: str | None = None,
     block: str = "basic",
     **options: Any,
 ) -> keras.Model:
     """A CIFAR ResNet of He et al. 2016, Section 4.2, for any depth 6n+2; option A shortcuts by default.
 
     `block="bottleneck"` builds the bottleneck CIFAR nets of He et al. 2016b (depth 9n+2: ResNet-164 is n=18),
-    1x1-3x3-1x1 blocks reducing to 16/32/64 channels with 4x wider outputs; `bottleneck_width` then applies.
+    1x1-3x3-1x1 blocks reducing to 16/32/64 channels with 4x wider outputs; `bottleneck_width` then applies. Their
+    shortcuts default to option B, a projection wherever the shape changes (16 to 64 channels in the first block
+    included), as in He et al. 2016b's code; their units are the original post-activation ones of He et al. 2016
+    (addition, then ReLU), not that paper's pre-activation units. Their default name is `resnet{depth}_bottleneck`
+    (depths like 56, 110 and 164 are also 6n+2).
     Same options as `ResNet` (`residual=False` builds the plain twin).
     """
     head = (include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name)
-    return _build_named(cifar_spec(depth, block), depth, head, {"shortcut": shortcut, **options})
+    spec = cifar_spec(depth, block)
+    if shortcut is None:
+        shortcut = "A" if block == "basic" else "B"
+    return _build_named(spec, depth, head, {"shortcut": shortcut, **options})

@@ -294,13 +294,15 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
 
 
 def default_recipe(model_name: str, input_size: int | None = None) -> Recipe:
-    """The recipe of the paper a registered model comes from: CIFAR nets -> "cifar", GoogLeNet -> "googlenet",
-    Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For other names, the input size
-    decides (at most 64 pixels -> "cifar")."""
+    """The recipe of the paper a registered model comes from: CIFAR nets (bottleneck ones included) -> "cifar",
+    GoogLeNet -> "googlenet", Inception v3 -> "inception_v3", VGG -> "vgg", other ImageNet nets -> "imagenet". For
+    other names, the input size decides (at most 64 pixels -> "cifar")."""
     key = canonical_model_name(model_name, argument="model_name")
     if key in ("googlenet", "inception_v3"):
         return RECIPES["googlenet" if key == "googlenet" else "inception_v3"]
     for prefix in ("resnet", "plainnet"):
+        if key.startswith(prefix) and key.endswith("bottleneck") and key[len(prefix) : -10].isdigit():
+            return RECIPES["cifar"]  # `CifarResNet(depth, block="bottleneck")`: resnet164_bottleneck, ...
         if key.startswith(prefix) and key[len(prefix) :].isdigit():
             depth = int(key[len(prefix) :])
             return RECIPES["imagenet" if depth in (18, 34, 50, 101, 152) else "cifar"]
