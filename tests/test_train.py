@@ -173,6 +173,12 @@ def test_label_smoothing_and_rmsprop_recipe_trains_without_files():
         ({"jit_compile": "yes"}, "`jit_compile` must be"),
         ({"strategy": "gpus"}, "`strategy` must be one of"),
         ({"recipe": "adam"}, "`recipe` must be one of"),
+        (
+            {"model": "resnet20", "model_options": {"input_shape": (28, 28, 1)}},
+            r"`input_shape` is not a builder option of a training run: .*\(image_size, image_size, 3\).*"
+            r"Received: model_options=\{'input_shape': \(28, 28, 1\)\}",
+        ),
+        ({"model": "resnet20", "model_options": {"classes": 3}}, "`classes` is not a builder option"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -27,6 +27,15 @@ from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = ["RECIPE_IMAGE_SIZE", "TrainConfig", "default_validation_split", "model_name", "resolve_config"]
 
+# builder arguments that the run sets itself, with why (a model option with one of these names is refused)
+_RUN_DECIDES = {
+    "input_shape": "the run builds the net for (image_size, image_size, 3); grayscale data is repeated to 3 channels "
+    "at the source, so the exported model takes 3-channel images (set the size with `image_size`).",
+    "classes": "the run builds the head for the dataset's number of classes.",
+    "input_tensor": "the run builds the net on its own input.",
+    "include_top": "a training run trains the classifier head.",
+}
+
 RECIPE_IMAGE_SIZE = {"cifar": 32, "cifar_fast": 32, "imagenet": 224, "vgg": 224, "googlenet": 224, "inception_v3": 299}
 
 
@@ -160,6 +169,12 @@ def resolve_config(
     validation split). Writes nothing."""
     name = model_name(model)
     model_options = dict(model_options or {})
+    for key in _RUN_DECIDES:
+        if key in model_options:
+            raise ValueError(
+                f"`{key}` is not a builder option of a training run: {_RUN_DECIDES[key]} "
+                f"Received: model_options={{{key!r}: {model_options[key]!r}}}"
+            )
     for argument, value in (
         ("epochs", epochs),
         ("batch_size", batch_size),
