@@ -248,6 +248,60 @@ def test_tfds_prepared_comes_before_the_keras_cache(tmp_path, monkeypatch, offli
         assert data.load_dataset("mnist", data_dir=offline).horizontal_flip is False
 
 
+def _prepare_tfds(name: str, data_dir: str, n_train: int, n_test: int) -> None:
+    """A real prepared tensorflow-datasets `name` in `data_dir`: the registered builder's version and features,
+    random examples, written by tensorflow-datasets itself (TFRecord shards and dataset_info.json)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    features = builder.info.features
+    rng = np.random.RandomState(0)
+
+    def examples(n):
+        columns = {}
+        for key, feature in features.items():
+            if isinstance(feature, tfds.features.Image):
+                columns[key] = rng.randint(0, 256, (n, *feature.shape)).astype("uint8")
+            elif isinstance(feature, tfds.features.ClassLabel):
+                columns[key] = rng.randint(0, feature.num_classes, n).astype("int64")
+            else:  # cifar's `id` text
+                columns[key] = np.array([f"{key}_{i}".encode() for i in range(n)])
+        return tf.data.Dataset.from_tensor_slices(columns)
+
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name=name,
+        version=str(builder.version),
+        data_dir=data_dir,
+        split_datasets={"train": examples(n_train), "test": examples(n_test)},
+        features=features,
+        description="written by the tests",
+    )
+
+
+@pytest.mark.parametrize(
+    "name, shape, classes, flip",
+    [("fashion_mnist", (28, 28), 10, True), ("mnist", (28, 28), 10, False), ("cifar10", (32, 32), 10, True)]
+    + [("cifar100", (32, 32), 100, True)],
+)
+def test_a_real_prepared_tfds_dataset_is_found_before_the_keras_cache(tmp_path, offline, name, shape, classes, flip):
+    """No patching of tensorflow-datasets: a dataset it prepared in `data_dir` is detected and read, and wins over
+    a Keras cache that holds the same dataset in other sizes."""
+    if name in ("fashion_mnist", "mnist"):
+        write_idx_dir(tmp_path / "keras_home" / "datasets" / name.replace("_", "-"), mnist_arrays(n_train=30))
+    assert not keras_datasets._tfds_prepared(name, offline)
+    _prepare_tfds(name, offline, n_train=12, n_test=5)
+    assert keras_datasets._tfds_prepared(name, offline)
+    d = data.load_dataset(name, data_dir=offline)
+    assert (d.num_train, d.num_test, d.num_classes, d.horizontal_flip) == (12, 5, classes, flip)
+    assert d.notes[0] == "read from tensorflow-datasets"
+    assert ("grayscale is repeated to 3 channels" in d.notes) == (shape == (28, 28))
+    x, y = next(iter(d.train))
+    assert tuple(x.shape) == (*shape, 3) and x.dtype.name == "uint8" and y.dtype.name == "int32"
+    if shape == (28, 28):  # the one channel repeated: the three are equal
+        np.testing.assert_array_equal(x.numpy()[..., 0], x.numpy()[..., 2])
+
+
 def test_keras_cache_comes_before_debian_and_debian_before_download(tmp_path, monkeypatch, offline):
     debian = write_idx_dir(tmp_path / "debian", mnist_arrays(n_train=40, n_test=20, seed=4))
     monkeypatch.setattr(keras_datasets, "DEBIAN_FASHION_MNIST", debian)
