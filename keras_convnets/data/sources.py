@@ -1,6 +1,6 @@
 """Where the images come from (`load_dataset(name)`):
 - `"digits"`: scikit-learn's handwritten digits, embedded (no network): 1,797 images of 8x8 in 0..16, rescaled to
-  raw pixels 0..255, resized to 32x32 and repeated to 3 channels; a fixed 80/20 split (1,437 / 360).
+  raw pixels 0..255, resized to 32x32 and repeated to 3 channels; a fixed 80/20 split (1,438 / 359).
 - a directory with one sub-folder of images per class (optionally `train/` and `test/` or `validation/` sub-folders
   each holding those); files that are not JPEG, PNG, GIF or BMP (by their signature and a header that Pillow
   reads) are skipped and counted in a warning, and so are images of more than `MAX_IMAGE_PIXELS` pixels (a
