@@ -409,6 +409,44 @@ def test_degradation_findings_on_known_curves():
     assert plain["test_error"] == [0.25, 0.45]
 
 
+def test_degradation_findings_over_seeds():
+    from keras_convnets.experiments.degradation import findings_over_seeds
+
+    def seed(plain8, plain32, res8, res32):  # final training errors (inference mode)
+        return {
+            name: _curves(name, [0.5, 0.5], error, 0.3)
+            for name, error in zip(("plainnet8", "plainnet32", "resnet8", "resnet32"), (plain8, plain32, res8, res32))
+        }
+
+    out = findings_over_seeds([seed(0.10, 0.20, 0.10, 0.08), seed(0.12, 0.18, 0.09, 0.10)], (0, 5), (8, 32))
+    assert out["seeds"] == [0, 5]
+    assert out["plain"]["train_error_differences_inference"] == pytest.approx([0.10, 0.06])
+    assert out["plain"]["train_error_difference_inference"] == pytest.approx(0.08)
+    assert out["plain"]["seed_spread_of_the_difference"] == pytest.approx(0.04 / 2**0.5)
+    assert out["plain"]["claim_holds_in_seeds"] == 2  # deeper plain worse in both seeds
+    assert out["residual"]["train_error_differences_inference"] == pytest.approx([-0.02, 0.01])
+    assert out["residual"]["claim_holds_in_seeds"] == 1  # deeper ResNet better in one seed of two
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("experiments")
+def test_degradation_experiment_over_seeds(tmp_path):
+    results = run_experiment("degradation", str(tmp_path), depths=(8, 14), image_size=16, seeds=(0, 2), **TINY)
+    assert results["seeds"] == [0, 2] and len(results["runs_per_seed"]) == 2
+    second = results["runs_per_seed"][1]
+    assert second["resnet14"].name == "resnet14, seed 2"
+    assert results["runs"]["resnet14"].name == "resnet14, seed 0"
+    over = results["findings_over_seeds"]["residual"]
+    expected = [r["resnet14"].final_train_error - r["resnet8"].final_train_error for r in results["runs_per_seed"]]
+    assert over["train_error_differences_inference"] == pytest.approx(expected)
+    text = _read(tmp_path / "report.md")
+    assert "Over seeds 0, 2 (the tables and curves above are seed 0's" in text
+    with open(tmp_path / "curves.csv") as handle:
+        assert len({row["run"] for row in csv.DictReader(handle)}) == 8  # 4 nets x 2 seeds
+    with pytest.raises(ValueError, match="`seeds` must be distinct"):
+        run_experiment("degradation", str(tmp_path / "x"), seeds=(1, 1))
+
+
 def test_max_train_cuts_in_memory_data():
     """The digits are in memory (`train_arrays`): with max_train=200 every epoch trains on exactly 200 distinct
     training images, each once, drawn over the whole training split (all ten classes, not its first 200), and

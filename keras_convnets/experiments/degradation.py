@@ -8,18 +8,32 @@ and whether the deeper residual net ended lower.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
 from keras_convnets.experiments.report import Report, new_figure
 from keras_convnets.models import common
 
-__all__ = ["PRESETS", "REAL", "FAMILIES", "FULL", "QUICK", "DegradationPreset", "build", "findings", "net_name", "run"]
+__all__ = [
+    "PRESETS",
+    "REAL",
+    "FAMILIES",
+    "FULL",
+    "QUICK",
+    "DegradationPreset",
+    "build",
+    "findings",
+    "findings_over_seeds",
+    "net_name",
+    "run",
+]
 
 FAMILIES = ("cifar", "imagenet")
 
@@ -34,6 +48,7 @@ class DegradationPreset:
     batch_size: int = 128
     recipe: str = "cifar"
     seed: int = 0
+    seeds: tuple[int, ...] = ()  # several seeds: every net trained once per seed (empty: `seed` alone)
     points: int = 40  # points per curve
     max_train: int | None = None  # cut the training split (tests, quick looks)
     max_test: int | None = None
@@ -68,6 +83,8 @@ def _check(preset: DegradationPreset) -> None:
         presets.check_positive_int(argument, getattr(preset, argument))
     if preset.epochs is not None:
         presets.check_positive_int("epochs", preset.epochs)
+    if preset.seeds != ():
+        presets.check_seeds(preset.seeds)
     for depth in depths:  # the builders' own checks, before any training
         if preset.family == "cifar":
             from keras_convnets.models.resnet import cifar_spec
@@ -98,14 +115,21 @@ def run(
     preset, recipe, data = setup.preset, setup.recipe, setup.data
     steps, epochs = setup.steps, setup.epochs
 
-    runs: dict[str, tr.Curves] = {}
-    for depth in preset.depths:
-        for residual in (False, True):
-            name = net_name(depth, residual)
-            keras.utils.set_random_seed(preset.seed)
-            model = build(preset.family, depth, residual, image_size=preset.image_size, classes=data.num_classes)
-            runs[name] = setup.train(name, model)
-            keras.backend.clear_session()
+    seeds = tuple(preset.seeds) or (preset.seed,)
+    per_seed: list[dict[str, tr.Curves]] = []
+    for seed in seeds:  # a seed sets the initialisation and the data order, the same for every net
+        seeded = dataclasses.replace(setup, preset=dataclasses.replace(preset, seed=seed))
+        seed_runs: dict[str, tr.Curves] = {}
+        for depth in preset.depths:
+            for residual in (False, True):
+                name = net_name(depth, residual)
+                keras.utils.set_random_seed(seed)
+                model = build(preset.family, depth, residual, image_size=preset.image_size, classes=data.num_classes)
+                label = name if len(seeds) == 1 else f"{name}, seed {seed}"
+                seed_runs[name] = seeded.train(label, model, model_name=name)
+                keras.backend.clear_session()
+        per_seed.append(seed_runs)
+    runs = per_seed[0]
 
     results = {
         "preset": preset_name,
@@ -117,6 +141,10 @@ def run(
         "runs": {name: c for name, c in runs.items()},
         "findings": findings(runs, preset.depths),
     }
+    if len(seeds) > 1:
+        results["seeds"] = list(seeds)
+        results["runs_per_seed"] = per_seed
+        results["findings_over_seeds"] = findings_over_seeds(per_seed, seeds, preset.depths)
     _write_report(output_dir, time.perf_counter() - started, results, runs, preset, command)
     return results
 
@@ -139,6 +167,29 @@ def findings(runs: dict[str, tr.Curves], depths) -> dict:
             "deeper_has_lower_train_error": b.last_train_error < a.last_train_error,
             "deeper_has_lower_train_error_inference": b.final_train_error < a.final_train_error,
             "deeper_has_lower_test_error": b.final_test_error < a.final_test_error,
+        }
+    return out
+
+
+def findings_over_seeds(per_seed: list[dict[str, tr.Curves]], seeds, depths) -> dict:
+    """The two claims over seeds: per seed and on average, the deep net's final training error (training split,
+    inference mode) minus the shallow one's, with the spread of that difference over seeds (sample standard
+    deviation), and in how many seeds each claim held on it."""
+    low, high = min(depths), max(depths)
+    out = {"seeds": list(seeds)}
+    for kind, residual in (("plain", False), ("residual", True)):
+        differences = np.array(
+            [
+                r[net_name(high, residual)].final_train_error - r[net_name(low, residual)].final_train_error
+                for r in per_seed
+            ]
+        )
+        holds = differences > 0 if kind == "plain" else differences < 0  # plain: deeper worse; residual: better
+        out[kind] = {
+            "train_error_difference_inference": float(differences.mean()),
+            "train_error_differences_inference": differences.tolist(),
+            "seed_spread_of_the_difference": float(np.std(differences, ddof=1)),
+            "claim_holds_in_seeds": int(holds.sum()),
         }
     return out
 
@@ -200,15 +251,37 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
         ]
     )
     paper = p["deeper_has_higher_train_error"] and r["deeper_has_lower_train_error"]
-    report.text(
-        "The paper's pattern (deeper plain worse, deeper residual better, on training error) "
-        + (
-            "appears in this run."
-            if paper
-            else "does not fully appear in this run; with a short budget the curves may not have separated, and a "
-            "single seed on a small test split is noisy."
+    over = results.get("findings_over_seeds")
+    if over is None:
+        report.text(
+            "The paper's pattern (deeper plain worse, deeper residual better, on training error) "
+            + (
+                "appears in this run (one seed)."
+                if paper
+                else "does not fully appear in this run (one seed: how much the differences vary from seed to "
+                f"seed is not measured). The schedule is the recipe's, compressed into {results['iterations']:,} "
+                "iterations."
+            )
         )
-    )
+    else:
+        n = len(over["seeds"])
+        lines = []
+        for kind, claim in (
+            ("plain", "the deeper plain net trains worse"),
+            ("residual", "the deeper ResNet trains better"),
+        ):
+            o = over[kind]
+            lines.append(
+                f"{claim.capitalize()}: held in {o['claim_holds_in_seeds']} of {n} seeds; deep - shallow training "
+                f"error (inference mode) {100 * o['train_error_difference_inference']:+.2f} points on average "
+                f"(per seed {', '.join(f'{100 * d:+.2f}' for d in o['train_error_differences_inference'])}; "
+                f"spread {100 * o['seed_spread_of_the_difference']:.2f})."
+            )
+        report.text(
+            f"Over seeds {', '.join(map(str, over['seeds']))} (the tables and curves above are seed "
+            f"{over['seeds'][0]}'s; every run is in results.json and curves.csv):"
+        )
+        report.bullets(lines)
 
     figure, (left, right) = new_figure(9.0, 3.6, ncols=2)
     colors = {d: f"C{i}" for i, d in enumerate(preset.depths)}
@@ -227,5 +300,6 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
     right.legend(fontsize=8)
     report.figure(figure, "curves.png", "Error against iterations: plain nets dashed, ResNets solid")
     report.json("results.json", results)
-    report.csv("curves.csv", tr.curves_rows(list(runs.values())))
+    every = [c for r in results.get("runs_per_seed", [runs]) for c in r.values()]
+    report.csv("curves.csv", tr.curves_rows(every))
     report.write()
