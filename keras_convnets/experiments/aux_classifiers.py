@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, new_figure
+from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves
 from keras_convnets.models import common
 
 __all__ = ["PRESETS", "REAL", "FULL", "QUICK", "AuxPreset", "run"]
@@ -241,15 +241,8 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
     figure, (left, right) = new_figure(9.0, 3.4, ncols=2)
     for key, style in (("aux", "-"), ("no_aux", "--")):
         c = runs[key]
-        left.plot(c.iterations, [100 * e for e in c.train_error], style, label=c.name)
-        right.plot(c.iterations, [100 * e for e in c.test_error], style, label=c.name)
-    left.set_title("training error (main head)", fontsize=10)
-    right.set_title("test error (main head)", fontsize=10)
-    for axis in (left, right):
-        axis.set_xlabel("iterations")
-        axis.set_ylabel("error (%)")
-        axis.grid(alpha=0.3)
-    right.legend(fontsize=8)
+        plot_error_curves(left, right, c, style)
+    label_error_axes(left, right, of=" (main head)")
     report.figure(figure, "curves.png", "GoogLeNet with aux heads (solid) and without (dashed)")
     report.json("results.json", results)
     report.csv("curves.csv", tr.curves_rows(results.get("all_runs", list(runs.values()))))

@@ -16,6 +16,9 @@ scale a bottleneck CIFAR ResNet of depth 9n+2 (three 1x1-3x3-1x1 blocks per stag
 wider) has about the MACs and parameters of the basic ResNet of depth 6n+2 with as many blocks (ResNet-20). Both
 are trained with the same recipe, batch, data order and seeds, and their test errors are compared against the
 seed-to-seed spread.
+
+One module over 450 lines on purpose: the compute and accuracy sides share one preset, one `run` and one report,
+and the CLI and the presets table reach the experiment by this one module name.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 from keras_convnets.analysis.profiler import profile
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, new_figure, quiet_retracing
+from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves, quiet_retracing
 from keras_convnets.models import common
 
 __all__ = [
@@ -623,14 +626,7 @@ def _write_accuracy(report: Report, acc: dict, preset: BottleneckPreset) -> None
     for index, c in enumerate(acc["runs"]):
         style = "-" if index % 2 == 0 else "--"
         color = f"C{index // 2}"
-        left.plot(c.iterations, [100 * e for e in c.train_error], style, color=color, label=c.name)
-        right.plot(c.iterations, [100 * e for e in c.test_error], style, color=color, label=c.name)
-    left.set_title("training error", fontsize=10)
-    right.set_title("test error", fontsize=10)
-    for axis in (left, right):
-        axis.set_xlabel("iterations")
-        axis.set_ylabel("error (%)")
-        axis.grid(alpha=0.3)
-    right.legend(fontsize=7)
+        plot_error_curves(left, right, c, style, color=color)
+    label_error_axes(left, right, legend_fontsize=7)
     report.figure(figure, "accuracy.png", "basic blocks (solid) and bottleneck blocks (dashed), one color per seed")
     report.csv("curves.csv", tr.curves_rows(acc["runs"]))

@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, new_figure
+from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves
 from keras_convnets.models import common
 
 __all__ = [
@@ -289,15 +289,8 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
         for residual in (False, True):
             c = runs[net_name(depth, residual)]
             style = dict(color=colors[depth], linestyle="-" if residual else "--", label=c.name)
-            left.plot(c.iterations, [100 * e for e in c.train_error], **style)
-            right.plot(c.iterations, [100 * e for e in c.test_error], **style)
-    left.set_title("training error", fontsize=10)
-    right.set_title("test error", fontsize=10)
-    for axis in (left, right):
-        axis.set_xlabel("iterations")
-        axis.set_ylabel("error (%)")
-        axis.grid(alpha=0.3)
-    right.legend(fontsize=8)
+            plot_error_curves(left, right, c, **style)
+    label_error_axes(left, right)
     report.figure(figure, "curves.png", "Error against iterations: plain nets dashed, ResNets solid")
     report.json("results.json", results)
     every = [c for r in results.get("runs_per_seed", [runs]) for c in r.values()]

@@ -77,6 +77,25 @@ def new_figure(width: float = 8.0, height: float = 3.4, ncols: int = 1):
     return figure, axes
 
 
+def plot_error_curves(left, right, curves, *style, **options) -> None:
+    """One run's training error on `left` and test error on `right`, in percent against iterations; `style` and
+    `options` go to matplotlib's `plot` (the run's name is the label unless given)."""
+    options.setdefault("label", curves.name)
+    left.plot(curves.iterations, [100 * e for e in curves.train_error], *style, **options)
+    right.plot(curves.iterations, [100 * e for e in curves.test_error], *style, **options)
+
+
+def label_error_axes(left, right, *, of: str = "", legend_fontsize: int = 8) -> None:
+    """Titles, axis labels and grids of a training-error / test-error pair of axes, the legend on the right."""
+    left.set_title(f"training error{of}", fontsize=10)
+    right.set_title(f"test error{of}", fontsize=10)
+    for axis in (left, right):
+        axis.set_xlabel("iterations")
+        axis.set_ylabel("error (%)")
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=legend_fontsize)
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready copy of `value` (dataclasses, tuples, numpy scalars and arrays, non-finite floats as None)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
