@@ -386,6 +386,23 @@ def _curves(name, train_error, final_train_error, final_test_error):
     )
 
 
+def test_aux_findings_on_known_runs():
+    from keras_convnets.experiments import aux_classifiers
+
+    per_seed = [
+        {"seed": 0, "aux": _curves("a0", [0.3], 0.20, 0.100), "no_aux": _curves("n0", [0.3], 0.10, 0.120)},
+        {"seed": 3, "aux": _curves("a3", [0.3], 0.30, 0.130), "no_aux": _curves("n3", [0.3], 0.14, 0.140)},
+    ]
+    f = aux_classifiers.findings(per_seed, num_test=1_000)
+    assert f["seeds"] == [0, 3]
+    assert f["test_error_with_aux"] == pytest.approx(0.115) and f["test_error_without_aux"] == pytest.approx(0.13)
+    assert f["test_error_differences"] == pytest.approx([-0.02, -0.01])
+    assert f["seed_spread_difference"] == pytest.approx(0.01 / math.sqrt(2))
+    # the training errors are the seeds' mean, not the first seed's
+    assert f["train_error_with_aux"] == pytest.approx(0.25) and f["train_error_without_aux"] == pytest.approx(0.12)
+    assert f["test_errors_examples"] == [115, 130]
+
+
 def test_degradation_findings_on_known_curves():
     from keras_convnets.experiments.degradation import findings
 
