@@ -336,6 +336,8 @@ def test_presets_follow_the_papers():
     # the real presets: the issue's nets (plain-20/56 and ResNet-20/56; ResNet-56's 27 blocks; aux with 2 seeds)
     assert degradation.REAL.depths == (20, 56) and degradation.REAL.recipe == "cifar"
     assert lesion.REAL.depth == 56 and aux.REAL.seeds == (0, 1)
+    # at least 2 seeds where the effect is small (the deeper ResNet's), each real preset about half an hour
+    assert degradation.REAL.seeds == (0, 1) and bottleneck.REAL.seeds == (0, 1)
 
 
 def test_preset_selection():

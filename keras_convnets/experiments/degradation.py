@@ -57,7 +57,9 @@ class DegradationPreset:
 
 FULL = DegradationPreset()
 QUICK = DegradationPreset(depths=(8, 32), dataset="digits", image_size=16, epochs=8, batch_size=64, points=16)
-REAL = DegradationPreset(dataset="fashion_mnist", image_size=28, epochs=12, points=24, max_train=20_000, max_test=5_000)
+REAL = DegradationPreset(
+    dataset="fashion_mnist", image_size=16, epochs=8, points=16, max_train=20_000, max_test=5_000, seeds=(0, 1)
+)
 PRESETS = {"quick": QUICK, "real": REAL, "full": FULL}
 
 
