@@ -323,7 +323,7 @@ def test_the_benchmarks_before_pipeline_is_the_old_full_decode_path(jpeg_folder,
                 patch.setattr(augment, "_resize_square", lambda image, size, antialias=True: resize(image, size))
             full = batches_of(bench.jpeg_dataset(d, pipeline="train", decode={"decode": "full"}, **kwargs), 5)
             full_eval = batches_of(bench.jpeg_dataset(d, pipeline="eval", decode={"decode": "full"}, **kwargs), 1)
-        for (xb, yb), (xf, yf) in zip(before, full):
+        for (_, yb), (_, yf) in zip(before, full):
             np.testing.assert_array_equal(yb, yf)
         train_gap = max(float(np.abs(xb - xf).max()) for (xb, _), (xf, _) in zip(before, full))
         eval_gap = float(np.abs(before_eval[0][0] - full_eval[0][0]).max())

@@ -215,7 +215,8 @@ def test_mixed_precision_choice(monkeypatch):
     assert trainer.resolve_jit_compile("auto") is False  # no GPU here
     assert trainer.resolve_jit_compile(True) is True and trainer.resolve_jit_compile(False) is False
     for bad in (1, 0, 1.0, "on", None):  # 1 == True, but a number is not a choice
-        with pytest.raises(ValueError, match=f"`jit_compile` must be 'auto', True or False. Received: jit_compile={bad!r}"):
+        expected = f"`jit_compile` must be 'auto', True or False. Received: jit_compile={bad!r}"
+        with pytest.raises(ValueError, match=expected):
             trainer.resolve_jit_compile(bad)
 
 
