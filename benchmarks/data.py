@@ -222,14 +222,48 @@ def write_jpeg_set(root, count: int, *, test_count: int = 32, classes: int = 10,
 MEAN_RGB = (123.68, 116.78, 103.94)
 
 
-def before_pipeline(data, *, pipeline: str, augmentation: str, batch: int, size: int, seed: int = 0):
-    """The training (or evaluation) pipeline of an image folder as it was before the fused decode, op for op:
-    every file decoded whole (`decode_image`), then the decode-then-crop transform of `augment` in a second map,
-    batched, and the mean-RGB preprocessing applied to whole batches ((x - mean) / std, the mean a (3,) vector),
-    then a cast and the prefetch."""
+def _before_resize_square(image, size: int):
     import tensorflow as tf
 
-    from keras_convnets.data.augment import _to_uint8, _train_transform, eval_transform
+    # before the fused decode every square resize was antialiased, the "inception" crops' included
+    return tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear", antialias=True)
+
+
+def before_eval_transform(image, *, augmentation: str, size: int):
+    """`augment.eval_transform` as it was before the fused decode (its own copy, so that later changes to the
+    package's arithmetic do not move the baseline): the "inception" centre crop resized with antialiasing."""
+    import tensorflow as tf
+
+    from keras_convnets.data.augment import eval_transform
+
+    if augmentation == "inception":
+        return _before_resize_square(tf.image.central_crop(image, 0.875), size)
+    return eval_transform(image, augmentation=augmentation, size=size)  # "scale": unchanged since
+
+
+def before_train_transform(image, seed, *, augmentation: str, size: int):
+    """`augment._train_transform` (flip on) as it was before the fused decode: the "inception" random crop resized
+    with antialiasing; the "scale" path is the package's, unchanged since."""
+    import tensorflow as tf
+
+    from keras_convnets.data.augment import _inception_box, _train_transform
+
+    if augmentation != "inception":
+        return _train_transform(image, seed, augmentation=augmentation, size=size, flip=True)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    begin, extent = _inception_box(tf.shape(image), seeds[0])
+    image = _before_resize_square(tf.slice(image, begin, extent), size)
+    return tf.image.stateless_random_flip_left_right(image, seeds[2])
+
+
+def before_pipeline(data, *, pipeline: str, augmentation: str, batch: int, size: int, seed: int = 0):
+    """The training (or evaluation) pipeline of an image folder as it was before the fused decode, op for op:
+    every file decoded whole (`decode_image`), then the decode-then-crop transform (`before_train_transform`,
+    `before_eval_transform`) in a second map, batched, and the mean-RGB preprocessing applied to whole batches
+    ((x - mean) / std, the mean a (3,) vector), then a cast and the prefetch."""
+    import tensorflow as tf
+
+    from keras_convnets.data.augment import _to_uint8
     from keras_convnets.data.dataset import decode_image, files_dataset
     from keras_convnets.data.pipelines import _epoch_seed, _permuted
 
@@ -247,7 +281,7 @@ def before_pipeline(data, *, pipeline: str, augmentation: str, batch: int, size:
 
     if pipeline == "eval":
         ds = files_dataset(*data.test_files).map(
-            lambda x, y: (_to_uint8(eval_transform(x, augmentation=augmentation, size=size)), y),
+            lambda x, y: (_to_uint8(before_eval_transform(x, augmentation=augmentation, size=size)), y),
             num_parallel_calls=autotune,
         )
         ds = ds.batch(batch).map(preprocess, num_parallel_calls=autotune, deterministic=True)
@@ -269,12 +303,11 @@ def before_pipeline(data, *, pipeline: str, augmentation: str, batch: int, size:
             .enumerate()
             .map(
                 lambda i, xy: (
-                    _train_transform(
+                    before_train_transform(
                         xy[0],
                         tf.random.experimental.stateless_fold_in(epoch_seed, i),
                         augmentation=augmentation,
                         size=size,
-                        flip=True,
                     ),
                     xy[1],
                 ),
@@ -443,6 +476,8 @@ def main(argv=None) -> int:
         available = sorted(os.sched_getaffinity(0))
         if not 1 <= args.cores <= len(available):
             parser.error(f"--cores must be between 1 and {len(available)}. Received: {args.cores}")
+        if args.images < 4:
+            parser.error(f"--images must be at least 4 (one per TFRecord shard). Received: {args.images}")
         os.sched_setaffinity(0, available[: args.cores])  # as `taskset`: TensorFlow sizes its thread pools from it
         print(jpeg_benchmark(count=args.images, rounds=args.rounds, smoke=args.smoke, log=log))
         return 0

@@ -139,6 +139,8 @@ def test_benchmark_arguments_are_checked():
         infer.benchmark("resnet20", formats=("onnx",), smoke=True)
     with pytest.raises(ValueError, match="cases"):
         data.benchmark(("mnist",), smoke=True)
+    with pytest.raises(SystemExit):
+        data.main(["--jpeg", "--images", "0"])
 
 
 @pytest.mark.slow

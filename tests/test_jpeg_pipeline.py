@@ -159,6 +159,55 @@ def test_evaluation_crops_equal_the_decode_then_crop_ones(samples, kind):
             assert np.abs(fused - old).max() <= 1 and (fused != old).mean() < 1e-3
 
 
+@pytest.mark.parametrize("augmentation", ["scale", "inception"])
+def test_a_jpeg_decodes_only_its_window(samples, monkeypatch, augmentation):
+    """Run eagerly (tf.cond then runs only the branch taken): a JPEG never reaches the whole-image decoders, and
+    `decode_and_crop_jpeg` is asked for a window (the crop and one column each side) smaller than the image.
+    Equality with decode-then-crop alone cannot tell this from a whole decode; this can."""
+    windows = []
+    crop = tf.image.decode_and_crop_jpeg
+
+    def recording(contents, window, **kwargs):
+        windows.append(window.numpy().tolist())
+        return crop(contents, window, **kwargs)
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a JPEG was decoded whole")
+
+    monkeypatch.setattr(tf.image, "decode_and_crop_jpeg", recording)
+    monkeypatch.setattr(dec, "decode_image_bytes", whole)
+    monkeypatch.setattr(tf.io, "decode_jpeg", whole)
+    encoded = samples["wide"]  # 375 x 500
+    for seed in range(4):
+        out = dec.decode_train(encoded, tf.constant([seed, 1]), augmentation=augmentation, size=64, flip=True)
+        assert out.shape == (64, 64, 3)
+    if augmentation == "scale":
+        out = dec.decode_eval(encoded, augmentation="scale", size=64)
+        assert out.shape == (64, 64, 3)
+    assert len(windows) == (5 if augmentation == "scale" else 4)
+    for top, left, height, width in windows:
+        assert 0 <= top and 0 <= left and top + height <= 375 and left + width <= 500
+        assert height * width < 0.9 * 375 * 500  # not the whole image
+    # the inception evaluation crop (the central 87.5%) decodes whole, by design: most of the image is kept
+    with pytest.raises(AssertionError, match="decoded whole"):
+        dec.decode_eval(encoded, augmentation="inception", size=64)
+
+
+def test_the_fused_pipeline_graph_holds_the_cropping_decoder(jpeg_folder):
+    """The traced tf.data graph of a fused training pipeline calls DecodeAndCropJpeg; the decode-then-crop one
+    does not."""
+    d = data.load_dataset(jpeg_folder)
+
+    def ops(decode):
+        ds = data.train_pipeline(d, batch_size=5, image_size=32, augmentation="inception", decode=decode)
+        graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        return {n.op for n in nodes}
+
+    assert "DecodeAndCropJpeg" in ops("fused")
+    assert "DecodeAndCropJpeg" not in ops("full")
+
+
 def test_bad_decode_argument():
     with pytest.raises(ValueError, match=r"`decode` must be one of 'fused', 'full'. Received: decode='jpeg'"):
         data.train_pipeline(data.load_digits(), batch_size=8, image_size=16, decode="jpeg")
@@ -253,22 +302,37 @@ def test_preprocessing_fast_path_is_the_formula():
     np.testing.assert_array_equal(mean_image(x).numpy(), (x - mean_image.mean).numpy())
 
 
-def test_the_benchmarks_before_pipeline_is_the_full_decode_path(jpeg_folder):
-    """benchmarks/data.py times the pipeline as it was before the fused decode (its own copy): its batches are
-    those of `decode="full"` (same files, order, draws and arithmetic), training and evaluation."""
+def test_the_benchmarks_before_pipeline_is_the_old_full_decode_path(jpeg_folder, monkeypatch):
+    """benchmarks/data.py times the pipeline as it was before the fused decode, from its own copy of the old
+    transforms: for "scale" its batches are those of today's `decode="full"` (same files, order, draws and
+    arithmetic); for "inception" those of `decode="full"` with the square resize antialiased, as every resize was
+    then, and not today's plain bilinear batches (so a change to the package's arithmetic cannot move the
+    baseline unseen)."""
     from benchmarks import data as bench
+    from keras_convnets.data import augment
 
     d = data.subset(data.load_dataset(jpeg_folder), max_train=20)
-    for augmentation in ("scale", "inception"):
+
+    def compare(augmentation, old_arithmetic):
         kwargs = dict(augmentation=augmentation, batch=5, size=32)
         before = batches_of(bench.before_pipeline(d, pipeline="train", **kwargs), 5)
-        full = batches_of(bench.jpeg_dataset(d, pipeline="train", decode={"decode": "full"}, **kwargs), 5)
-        for (xb, yb), (xf, yf) in zip(before, full):
+        before_eval = batches_of(bench.before_pipeline(d, pipeline="eval", **kwargs), 1)
+        with monkeypatch.context() as patch:
+            if old_arithmetic:
+                resize = augment._resize_square
+                patch.setattr(augment, "_resize_square", lambda image, size, antialias=True: resize(image, size))
+            full = batches_of(bench.jpeg_dataset(d, pipeline="train", decode={"decode": "full"}, **kwargs), 5)
+            full_eval = batches_of(bench.jpeg_dataset(d, pipeline="eval", decode={"decode": "full"}, **kwargs), 1)
+        for (_, yb), (_, yf) in zip(before, full):
             np.testing.assert_array_equal(yb, yf)
-            np.testing.assert_allclose(xb, xf, atol=1e-4, rtol=0)
-        before = batches_of(bench.before_pipeline(d, pipeline="eval", **kwargs), 1)
-        full = batches_of(bench.jpeg_dataset(d, pipeline="eval", decode={"decode": "full"}, **kwargs), 1)
-        np.testing.assert_array_equal(before[0][0], full[0][0])
+        train_gap = max(float(np.abs(xb - xf).max()) for (xb, _), (xf, _) in zip(before, full))
+        eval_gap = float(np.abs(before_eval[0][0] - full_eval[0][0]).max())
+        return train_gap, eval_gap
+
+    assert compare("scale", old_arithmetic=False) == pytest.approx((0.0, 0.0), abs=1e-4)
+    assert compare("inception", old_arithmetic=True) == pytest.approx((0.0, 0.0), abs=1e-4)
+    train_gap, eval_gap = compare("inception", old_arithmetic=False)  # today's plain bilinear differs
+    assert train_gap > 1.0 and eval_gap > 1.0
 
 
 @pytest.mark.slow
@@ -286,7 +350,9 @@ def test_jpeg_benchmark_smoke():
         expected += [[pipeline, "inception", "tfrecord", d] for d in ("full", "fused")]
     assert [row[:4] for row in rows] == expected
     assert all(float(row[5].replace(",", "")) > 0 for row in rows)
-    assert [row[6] for row in rows][:3] == ["1", rows[1][6], rows[2][6]] and rows[3][6] == "-"
+    ratios = [row[6] for row in rows]
+    assert ratios[0] == "1" and all(float(r) > 0 for r in ratios[1:3]) and ratios[3:5] == ["-", "-"]
+    assert [row[7] for row in rows][1] == "1"  # the full decode against itself
 
 
 @pytest.mark.parametrize("decode", ["fused", "full"])

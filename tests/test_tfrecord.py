@@ -103,11 +103,21 @@ def test_errors_name_what_is_wrong(shards, tmp_path):
     assert not os.path.exists(tmp_path / "new") or not os.listdir(tmp_path / "new")
 
 
-def test_tfrecord_pipelines_fused_equal_full(shards):
-    """The shards' stream, shuffled from the seed, through the fused and the decode-then-crop "scale": the same
+def test_distributed_pipeline_needs_a_strategy(shards):
+    d = data.load_dataset(shards)
+    with pytest.raises(TypeError, match="`strategy` must be a tf.distribute.Strategy .* Received: strategy=None"):
+        data.distributed_train_pipeline(None, d, batch_size=8, image_size=16)
+    default = tf.distribute.get_strategy()  # one replica: the plain pipeline
+    x, _ = next(iter(data.distributed_train_pipeline(default, d, batch_size=6, image_size=16)))
+    assert x.shape == (6, 16, 16, 3)
+
+
+@pytest.mark.parametrize("augmentation", ["scale", "inception"])
+def test_tfrecord_pipelines_fused_equal_full(shards, augmentation):
+    """The shards' stream, shuffled from the seed, through the fused and the decode-then-crop pipelines: the same
     batches to float rounding; evaluation within one level; "crop_flip" (decoded once, cached) runs too."""
     d = data.load_dataset(shards)
-    kwargs = dict(batch_size=6, image_size=32, augmentation="scale", seed=2, epochs=2)
+    kwargs = dict(batch_size=6, image_size=32, augmentation=augmentation, seed=2, epochs=2)
     fused = list(data.train_pipeline(d, decode="fused", **kwargs).as_numpy_iterator())
     full = list(data.train_pipeline(d, decode="full", **kwargs).as_numpy_iterator())
     assert len(fused) == len(full) == 8
@@ -115,7 +125,7 @@ def test_tfrecord_pipelines_fused_equal_full(shards):
         np.testing.assert_array_equal(yf, yo)
         np.testing.assert_allclose(xf, xo, atol=0.01, rtol=0)
     assert sorted(np.concatenate([y for _, y in fused[:4]])) == list(range(24))  # epoch 0: each example once
-    kwargs = dict(batch_size=8, image_size=32, augmentation="scale", cache=False)
+    kwargs = dict(batch_size=8, image_size=32, augmentation=augmentation, cache=False)
     (xf, yf), (xo, yo) = (
         next(data.eval_pipeline(d, decode=m, **kwargs).as_numpy_iterator()) for m in ("fused", "full")
     )

@@ -213,7 +213,11 @@ def test_mixed_precision_choice(monkeypatch):
     assert trainer.resolve_mixed_precision("auto") == "float32"
     assert trainer.resolve_mixed_precision("mixed_float16") == "mixed_float16"
     assert trainer.resolve_jit_compile("auto") is False  # no GPU here
-    assert trainer.resolve_jit_compile(True) is True
+    assert trainer.resolve_jit_compile(True) is True and trainer.resolve_jit_compile(False) is False
+    for bad in (1, 0, 1.0, "on", None):  # 1 == True, but a number is not a choice
+        expected = f"`jit_compile` must be 'auto', True or False. Received: jit_compile={bad!r}"
+        with pytest.raises(ValueError, match=expected):
+            trainer.resolve_jit_compile(bad)
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):

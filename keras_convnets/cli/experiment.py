@@ -4,7 +4,7 @@ Experiments: degradation (plain vs residual nets at two depths), bottleneck (MAC
 bottleneck designs; with a dataset, the `real` and `full` presets, also the test error of a basic and a bottleneck
 CIFAR ResNet of equal MACs), lesion (delete blocks of trained nets at test time), aux (GoogLeNet with and without its
 auxiliary classifiers). `--preset quick` (or `--quick`) runs a few-minute preset on the embedded digits data;
-`--preset real` one on 20,000 Fashion-MNIST photos (30 to 70 minutes of 2 shared CPU cores); the default, `full`,
+`--preset real` one on 20,000 Fashion-MNIST photos (about half an hour of 2 CPU cores each); the default, `full`,
 follows the paper (CIFAR-10 with the `cifar` recipe: pass `--data-dir` where tensorflow-datasets keeps it).
 """
 
@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("quick", "real", "full"),
         default=None,
-        help="quick: minutes on digits; real: 30-70 minutes of 2 shared CPU cores on Fashion-MNIST; "
+        help="quick: minutes on digits; real: about 30 minutes of 2 CPU cores on Fashion-MNIST; "
         "full (default): the paper's",
     )
     parser.add_argument("--quick", action="store_true", help="the same as --preset quick")

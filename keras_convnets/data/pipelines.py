@@ -362,6 +362,11 @@ def distributed_train_pipeline(strategy: tf.distribute.Strategy, data: ImageData
     dataset (`strategy.distribute_datasets_from_function`): each input pipeline (one per worker) reads and decodes
     only its shard of the files, and each replica's batches (the global `batch_size` divided by the replicas) are
     prefetched to its device. With one replica, the plain dataset (Keras places its batches)."""
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            "`strategy` must be a tf.distribute.Strategy (e.g. tf.distribute.MirroredStrategy()). "
+            f"Received: strategy={strategy!r}"
+        )
     if strategy.num_replicas_in_sync == 1:
         return train_pipeline(data, **kwargs)
     if "input_context" in kwargs:

@@ -1,7 +1,7 @@
 """The papers' claims as experiments: each writes a markdown report, PNG figures and the raw numbers.
 
 `run_experiment(name, output_dir, preset="quick", dataset=None, **settings)` runs one (presets: `quick`, minutes on
-the embedded digits; `real`, 30 to 70 minutes of 2 shared CPU cores on 20,000 Fashion-MNIST photos; `full`, the
+the embedded digits; `real`, about half an hour of 2 CPU cores on 20,000 Fashion-MNIST photos; `full`, the
 paper's setting on CIFAR-10); `list_experiments()` names them:
 
 - `"degradation"` (He et al. 2016, Figures 1 and 6): plain and residual nets of two depths, training and test

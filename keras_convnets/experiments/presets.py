@@ -1,6 +1,6 @@
 """Presets of the experiments: a frozen dataclass per experiment, with checked overrides.
 
-Every experiment has three: `quick` (minutes, on the embedded digits), `real` (30 to 70 minutes of 2 shared CPU
+Every experiment has three: `quick` (minutes, on the embedded digits), `real` (about half an hour of 2 CPU
 cores, measured, on 20,000 of Fashion-MNIST's real photos) and `full` (the paper's setting, on CIFAR-10)."""
 
 from __future__ import annotations
