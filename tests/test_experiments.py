@@ -330,7 +330,7 @@ def test_presets_follow_the_papers():
     for preset in (bottleneck.QUICK, bottleneck.REAL, bottleneck.FULL):
         bottleneck._check(preset)
     real = bottleneck.REAL
-    assert (real.dataset, real.max_train, real.seeds) == ("fashion_mnist", 20_000, (0, 1, 2))
+    assert (real.dataset, real.max_train, real.seeds) == ("fashion_mnist", 20_000, (0, 1))
     assert (bottleneck.FULL.dataset, bottleneck.FULL.recipe) == ("cifar10", "cifar")
     assert (bottleneck.REAL.basic_depth, bottleneck.REAL.bottleneck_depth) == (20, 29)
     # the real presets: the issue's nets (plain-20/56 and ResNet-20/56; ResNet-56's 27 blocks; aux with 2 seeds)
