@@ -303,11 +303,15 @@ def test_the_inception_evaluation_crop_is_resized_without_antialiasing():
 
 
 @pytest.mark.slow  # reads the 70,000 images twice (here and for the export's parity images) and trains: ~35 s
-def test_a_fashion_mnist_png_gives_the_probabilities_of_the_evaluation_pipeline(tmp_path, capsys):
-    try:
-        fashion = data.load_dataset("fashion_mnist")
-    except ValueError as error:
-        pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
+def test_a_fashion_mnist_png_gives_the_probabilities_of_the_evaluation_pipeline(tmp_path, capsys, monkeypatch):
+    from keras_convnets.data import idx, keras_datasets
+
+    if not idx.is_idx_dir(keras_datasets.DEBIAN_FASHION_MNIST):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install dataset-fashion-mnist (.ci/run)")
+        pytest.skip("dataset-fashion-mnist is not installed: apt-get install -y dataset-fashion-mnist")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # the Debian files, not the user's caches
+    fashion = data.load_dataset("fashion_mnist", data_dir=str(tmp_path / "tfds"))
     size, count = 32, 8  # the cifar recipe resizes the 28x28 images to 32x32 (crop_flip: whole image resized)
     train_images, train_labels = fashion.train_arrays
     keras.utils.set_random_seed(1)
