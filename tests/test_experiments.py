@@ -388,6 +388,36 @@ def _curves(name, train_error, final_train_error, final_test_error):
     )
 
 
+def test_lesion_findings_on_known_numbers():
+    from keras_convnets.experiments.lesion_study import findings
+
+    def block(residual, plain, down=False):
+        return {"residual_error": residual, "plain_error": None if down else plain, "downsampling": down}
+
+    # the ResNet's intact error 0.10: the other blocks cost +0.01, +0.02, +0.03, +0.30 (one costly block inflates
+    # their mean to +0.09, but their upper quartile is +0.0975); downsampling blocks cost +0.05 and +0.20
+    single = [block(0.11, 0.85), block(0.12, 0.9), block(0.13, 0.85), block(0.40, 0.7)]  # plain: 3 near chance
+    single += [block(0.15, None, down=True), block(0.30, None, down=True)]
+    results = {
+        "baseline_test_error": {"residual": 0.10, "plain": 0.30},
+        "single": single,
+        "random_by_k": [
+            {"k": 1, "residual_mean": 0.12, "plain_mean": 0.8},
+            {"k": 2, "residual_mean": 0.14, "plain_mean": 0.88},
+            {"k": 3, "residual_mean": 0.22, "plain_mean": 0.9},
+        ],
+        "dataset": {"test": 2_000},
+    }
+    f = findings(results, classes=10)
+    assert f["residual_other_mean_increase"] == pytest.approx(0.09)
+    assert f["residual_other_upper_quartile"] == pytest.approx(0.0975)
+    assert f["residual_downsampling_increases"] == pytest.approx([0.05, 0.20])
+    assert f["residual_downsampling_above_upper_quartile"] == 1  # +0.05 is below it: "partly", not "yes"
+    assert f["residual_k_mean_step"] == pytest.approx(0.04) and f["residual_k_largest_jump"] == pytest.approx(0.08)
+    assert f["residual_k_curve_nondecreasing_steps"] == 2 and f["k_steps"] == 2
+    assert f["plain_deletions_near_chance"] == 3 and f["chance_error"] == pytest.approx(0.9)
+
+
 def test_aux_findings_on_known_runs():
     from keras_convnets.experiments import aux_classifiers
 
