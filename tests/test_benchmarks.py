@@ -130,7 +130,7 @@ def test_data_benchmark_smoke():
     assert numeric(rows[0][4]) > 0 and numeric(rows[0][5]) > 0 and rows[0][7].endswith("%")
 
 
-def test_benchmark_arguments_are_checked():
+def test_benchmark_arguments_are_checked(capsys):
     from benchmarks import data, infer, train
 
     with pytest.raises(SystemExit):
@@ -141,6 +141,7 @@ def test_benchmark_arguments_are_checked():
         data.benchmark(("mnist",), smoke=True)
     with pytest.raises(SystemExit):
         data.main(["--jpeg", "--images", "0"])
+    assert "--images must be at least 4 (one per TFRecord shard). Received: 0" in capsys.readouterr().err
 
 
 @pytest.mark.slow

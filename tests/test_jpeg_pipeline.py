@@ -176,7 +176,13 @@ def test_a_jpeg_decodes_only_its_window(samples, monkeypatch, augmentation):
 
     monkeypatch.setattr(tf.image, "decode_and_crop_jpeg", recording)
     monkeypatch.setattr(dec, "decode_image_bytes", whole)
-    monkeypatch.setattr(tf.io, "decode_jpeg", whole)
+    for module, name in (
+        (tf.io, "decode_jpeg"),
+        (tf.io, "decode_image"),
+        (tf.image, "decode_jpeg"),
+        (tf.image, "decode_image"),
+    ):
+        monkeypatch.setattr(module, name, whole)
     encoded = samples["wide"]  # 375 x 500
     for seed in range(4):
         out = dec.decode_train(encoded, tf.constant([seed, 1]), augmentation=augmentation, size=64, flip=True)
@@ -194,8 +200,8 @@ def test_a_jpeg_decodes_only_its_window(samples, monkeypatch, augmentation):
 
 
 def test_the_fused_pipeline_graph_holds_the_cropping_decoder(jpeg_folder):
-    """The traced tf.data graph of a fused training pipeline calls DecodeAndCropJpeg; the decode-then-crop one
-    does not."""
+    """The traced tf.data graph of a fused training pipeline holds DecodeAndCropJpeg (in its JPEG branch; the
+    eager test above shows that branch is the one a JPEG takes); the decode-then-crop one does not."""
     d = data.load_dataset(jpeg_folder)
 
     def ops(decode):

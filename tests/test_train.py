@@ -537,3 +537,17 @@ def test_a_model_that_does_not_build_leaves_no_run_directory(tmp_path):
     with pytest.raises(ValueError, match="too small"):
         trainer.train(too_small, tiny(), epochs=1, batch_size=16, output_dir=str(tmp_path / "run"), print_fn=None)
     assert not (tmp_path / "run").exists()  # the corrected command is not refused as another run
+
+
+def test_auto_xla_stays_off_under_multi_worker(monkeypatch):
+    """Under MultiWorkerMirroredStrategy the XLA fallback cannot try a first step, so `jit_compile="auto"` does
+    not turn XLA on there even where it would (a GPU, simulated); `jit_compile=True` still does. The default
+    strategy stands in for the multi-worker one (a real one configures collectives for the whole process)."""
+    from keras_convnets.trainer import config as config_module
+
+    default = tf.distribute.get_strategy()
+    monkeypatch.setattr(config_module, "resolve_jit_compile", lambda choice: True)  # as on a GPU
+    assert resolve(jit_compile="auto", strategy=default).jit is True
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", type(default))
+    assert resolve(jit_compile="auto", strategy=default).jit is False
+    assert resolve(jit_compile=True, strategy=default).jit is True

@@ -202,6 +202,10 @@ def resolve_config(
         jit = False
     if isinstance(strategy, str):
         strategy = distribute.get_strategy(strategy)
+    if jit and jit_compile == "auto" and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # the XLA fallback cannot try a first step there (every worker would have to take part), so "auto"
+        # does not risk keras#21366's crash across workers; jit_compile=True still asks for it
+        jit = False
     if seed is not None:
         keras.utils.set_random_seed(seed)
     if deterministic:

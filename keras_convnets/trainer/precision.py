@@ -51,7 +51,8 @@ def resolve_mixed_precision(choice: str = "auto") -> str:
 def resolve_jit_compile(choice: Any = "auto") -> bool:
     """`"auto"` -> XLA on GPUs only: on CPUs it was measured slower (0.5-0.66x in training), and it fails under
     MirroredStrategy over several CPU devices. On GPUs it is what Keras recommends; it was not measured here. Where
-    the first compiled step fails, the trainer goes on without it (`building.fall_back_from_xla`)."""
+    the first compiled step fails, the trainer goes on without it (`building.fall_back_from_xla`); under
+    MultiWorkerMirroredStrategy, where it cannot, `resolve_config` leaves "auto" off."""
     if not (isinstance(choice, bool) or (isinstance(choice, str) and choice == "auto")):  # not 1, 0 or 1.0
         raise ValueError(f"`jit_compile` must be 'auto', True or False. Received: jit_compile={choice!r}")
     if choice == "auto":
