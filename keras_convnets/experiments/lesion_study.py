@@ -192,6 +192,7 @@ def findings(results: dict, classes: int) -> dict:
 
     n_test = results["dataset"]["test"]
     p = base["residual"]
+    quartile = float(np.percentile(res_plain_blocks, 75)) if res_plain_blocks else None
     return {
         # two binomial standard errors of the intact ResNet's test error: smaller differences are noise
         "noise_level": 2 * float(np.sqrt(max(p * (1 - p), 1.0 / n_test) / n_test)),
@@ -206,9 +207,9 @@ def findings(results: dict, classes: int) -> dict:
         # block to block spread: a downsampling block hurts "more" when its increase is above the upper quartile
         # of the other blocks' increases (not merely above their mean, which a few costly blocks can inflate)
         "residual_downsampling_increases": [float(x) for x in res_down_blocks],
-        "residual_other_upper_quartile": float(np.percentile(res_plain_blocks, 75)) if res_plain_blocks else None,
-        "residual_downsampling_above_upper_quartile": int(
-            sum(x > np.percentile(res_plain_blocks, 75) for x in res_down_blocks) if res_plain_blocks else 0
+        "residual_other_upper_quartile": quartile,
+        "residual_downsampling_above_upper_quartile": (
+            int(sum(x > quartile for x in res_down_blocks)) if quartile is not None else 0
         ),
         # smoothness of the k curve: its largest step against its mean step (1 for a straight line)
         "residual_k_mean_step": float((res_means[-1] - base["residual"]) / len(res_means)) if res_means else None,
