@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves
+from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves, sampling_error
 from keras_convnets.models import common
 
 __all__ = [
@@ -200,10 +200,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _standard_error(p: float, n: int) -> float:
-    return float(np.sqrt(p * (1 - p) / n)) if n else float("nan")
-
-
 def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> None:
     report = Report(
         output_dir, "Degradation: plain nets against ResNets at two depths", command=command, wall_seconds=wall_seconds
@@ -297,7 +293,7 @@ def _write_report(output_dir, wall_seconds, results, runs, preset, command) -> N
         "in their Figure 6 the deeper ResNets end that schedule with the lower training error, and their CIFAR-10 "
         "test errors are ResNet-20 8.75% and ResNet-56 6.97% (Table 6). The "
         f"training split of {n_train:,} images measures a training error to within "
-        f"{100 * _standard_error(largest, n_train):.2f} points (one standard error at the largest here, "
+        f"{100 * sampling_error(largest, n_train):.2f} points (one standard error at the largest here, "
         f"{_pct(largest)}); where there are several seeds, their spread (above) is the noise to read the "
         "differences against."
     )

@@ -23,7 +23,15 @@ from typing import Any, Iterable, Sequence
 
 from keras_convnets.utils.io import atomic_write, write_text_atomic
 
-__all__ = ["Report", "format_number", "machine_description", "new_figure", "quiet_retracing", "utc_now"]
+__all__ = [
+    "Report",
+    "format_number",
+    "machine_description",
+    "new_figure",
+    "quiet_retracing",
+    "sampling_error",
+    "utc_now",
+]
 
 
 def machine_description() -> str:
@@ -94,6 +102,11 @@ def label_error_axes(left, right, *, of: str = "", legend_fontsize: int = 8) -> 
         axis.set_ylabel("error (%)")
         axis.grid(alpha=0.3)
     right.legend(fontsize=legend_fontsize)
+
+
+def sampling_error(p: float, n: int) -> float:
+    """The standard error of an error rate `p` measured on `n` images: sqrt(p (1 - p) / n) (nan for n = 0)."""
+    return (p * (1 - p) / n) ** 0.5 if n else float("nan")
 
 
 def _plain(value: Any) -> Any:
