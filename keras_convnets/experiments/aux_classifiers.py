@@ -18,7 +18,7 @@ import numpy as np
 
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves
+from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves, sampling_error
 from keras_convnets.models import common
 
 __all__ = ["PRESETS", "REAL", "FULL", "QUICK", "AuxPreset", "run"]
@@ -207,7 +207,7 @@ def _write_report(output_dir: str, wall_seconds: float, results: dict, preset: A
             f"{100 * noise:.2f} points within one net. "
         )
         p = (f["test_error_with_aux"] + f["test_error_without_aux"]) / 2
-        sampling = (2 * p * (1 - p) / ds["test"]) ** 0.5  # standard error of a difference of two test errors
+        sampling = 2**0.5 * sampling_error(p, ds["test"])  # standard error of a difference of two test errors
         verdict += f"The test split alone makes a difference of one run uncertain by {100 * sampling:.2f} points. "
         if abs(diff) <= 2 * max(noise, f["seed_spread_difference"], sampling):  # every seed sees the same split
             verdict += "The effect is within the noise of this budget: this run cannot tell it from zero."

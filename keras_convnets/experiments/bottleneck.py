@@ -34,7 +34,14 @@ import numpy as np
 from keras_convnets.analysis.profiler import profile
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, label_error_axes, new_figure, plot_error_curves, quiet_retracing
+from keras_convnets.experiments.report import (
+    Report,
+    label_error_axes,
+    new_figure,
+    plot_error_curves,
+    quiet_retracing,
+    sampling_error,
+)
 from keras_convnets.models import common
 
 __all__ = [
@@ -163,7 +170,7 @@ def accuracy_findings(per_seed: list[dict], num_test: int) -> dict:
     bottleneck = np.array([r["bottleneck"].final_test_error for r in per_seed])
     difference = bottleneck - basic
     p = float((basic.mean() + bottleneck.mean()) / 2)
-    sampling = (2 * p * (1 - p) / num_test) ** 0.5
+    sampling = 2**0.5 * sampling_error(p, num_test)  # of a difference of two independent error rates
     spreads = [_spread(basic), _spread(bottleneck), _spread(difference)]
     known = len(per_seed) > 1
     noise = max([sampling] + [x for x in spreads if x is not None])

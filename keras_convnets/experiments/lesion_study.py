@@ -26,7 +26,7 @@ import numpy as np
 from keras_convnets.analysis.lesion import lesion, list_blocks
 from keras_convnets.experiments import presets
 from keras_convnets.experiments import training as tr
-from keras_convnets.experiments.report import Report, new_figure
+from keras_convnets.experiments.report import Report, new_figure, sampling_error
 
 __all__ = ["PRESETS", "REAL", "FULL", "QUICK", "LesionPreset", "findings", "run"]
 
@@ -195,7 +195,7 @@ def findings(results: dict, classes: int) -> dict:
     quartile = float(np.percentile(res_plain_blocks, 75)) if res_plain_blocks else None
     return {
         # two binomial standard errors of the intact ResNet's test error: smaller differences are noise
-        "noise_level": 2 * float(np.sqrt(max(p * (1 - p), 1.0 / n_test) / n_test)),
+        "noise_level": 2 * max(sampling_error(p, n_test), 1.0 / n_test),
         "residual_k_largest_jump": float(max(np.diff([base["residual"]] + res_means))) if res_means else None,
         "residual_k_near_chance": first_near_chance(res_means),
         "plain_k_near_chance": first_near_chance(plain_means),
