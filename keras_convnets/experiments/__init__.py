@@ -6,7 +6,7 @@ paper's setting on CIFAR-10); `list_experiments()` names them:
 
 - `"degradation"` (He et al. 2016, Figures 1 and 6): plain and residual nets of two depths, training and test
   error against iterations.
-- `"bottleneck"` (He et al. 2016, Section 3.3; Szegedy et al. 2014, Section 4): parameters, MACs and measured time
+- `"bottleneck"` (He et al. 2016, Section 4.1; Szegedy et al. 2014, Section 4): parameters, MACs and measured time
   of the naive designs against the bottlenecked ones; with a dataset (`real`, `full`) also the test error of a
   basic and a bottleneck CIFAR ResNet of equal MACs.
 - `"lesion"` (Veit et al. 2016): delete blocks of a trained ResNet and of its plain twin at test time.

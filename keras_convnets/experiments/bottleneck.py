@@ -1,4 +1,4 @@
-"""What the bottleneck saves (He et al. 2016, Section 3.3 and Figure 5; Szegedy et al. 2014, Section 4 and
+"""What the bottleneck saves (He et al. 2016, Section 4.1 and Figure 5; Szegedy et al. 2014, Section 4 and
 Figure 2): parameters and multiply-accumulates (MACs) of the naive designs against the reduced ones, layer by
 layer from `keras_convnets.profile`, and the forward time of each measured on this machine in the same run.
 
