@@ -4,6 +4,7 @@
     python -m benchmarks.train --models resnet20 --rounds 5
     python -m benchmarks.train --smoke              # one tiny step of each configuration (what the tests run)
     python -m benchmarks.train --steps-per-execution 1,4,16,32   # `fit` with N steps per execution, side by side
+    python -m benchmarks.train --models resnet20 --precisions float32 --try xla   # our step with XLA on, beside it
 
 "Our training step" is what `keras_convnets.train` compiles: the registered model built under the dtype policy,
 the model's recipe's optimizer (weight decay included) and loss, `metrics=["accuracy"]`, `jit_compile` as
@@ -153,8 +154,25 @@ def before_speedups():
 
 
 # changes tried against our step, side by side (`--try`): each is a context manager in effect while the model is
-# built and its step traced
-VARIANTS = ("channels_first", "fused_sgd")
+# built and its step traced; "xla" compiles the same step with `jit_compile=True`
+VARIANTS = ("channels_first", "fused_sgd", "xla")
+
+
+def channels_first_trains() -> bool:
+    """Whether this TensorFlow can take the gradient of an NCHW convolution here. On a CPU it needs the oneDNN
+    kernels, which TensorFlow enables by default only on CPUs with AVX512-VNNI/BF16 or AMX; without them the
+    weight gradient is Eigen's, which supports NHWC alone ("Conv2DCustomBackpropFilterOp only supports NHWC")."""
+    import tensorflow as tf
+
+    x = tf.ones((1, 2, 4, 4))
+    w = tf.Variable(tf.ones((3, 3, 2, 2)))
+    try:
+        with tf.GradientTape() as tape:
+            y = tf.nn.conv2d(x, w, strides=1, padding="SAME", data_format="NCHW")
+        tape.gradient(y, w)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -162,6 +180,11 @@ def channels_first():
     """Build in channels_first (NCHW); `keras_step` then feeds the batch transposed."""
     import keras
 
+    if not channels_first_trains():
+        raise ValueError(
+            "The `channels_first` variant needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, "
+            "or a GPU); this one supports NHWC alone. Received: variant='channels_first'"
+        )
     previous = keras.config.image_data_format()
     keras.config.set_image_data_format("channels_first")
     try:
@@ -204,7 +227,7 @@ def _variant(name: str | None):
         return contextlib.nullcontext()
     if name not in VARIANTS:
         raise ValueError(f"`variant` must be one of {', '.join(VARIANTS)}. Received: variant={name!r}")
-    return {"channels_first": channels_first, "fused_sgd": fused_sgd}[name]()
+    return {"channels_first": channels_first, "fused_sgd": fused_sgd, "xla": contextlib.nullcontext}[name]()
 
 
 def ours(
@@ -224,6 +247,8 @@ def ours(
     import keras_convnets
 
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    if variant == "xla":
+        jit_compile = True
     with dtype_policy(policy), before_speedups() if before else contextlib.nullcontext(), _variant(variant), scope:
         first = keras.config.image_data_format() == "channels_first"
         shape = (3, workload.size, workload.size) if first else (workload.size, workload.size, 3)
@@ -565,6 +590,11 @@ def main(argv=None) -> int:
     for variant in variants:
         if variant not in VARIANTS:
             parser.error(f"--try must be among {', '.join(VARIANTS)}. Received: {variant!r}")
+    if "channels_first" in variants and not channels_first_trains():
+        parser.error(
+            "--try channels_first needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, or a GPU); "
+            "this one supports NHWC alone. Received: --try channels_first"
+        )
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     if args.steps_per_execution is not None:

@@ -3,6 +3,8 @@ training step that benchmarks/train.py times side by side (`--try`)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -104,12 +106,41 @@ def test_fused_sgd_variant_makes_the_same_update():
 
 def test_variants_table_smoke():
     report = train.benchmark(
-        models=("resnet20",), precisions=("float32",), smoke=True, use_torch=False, variants=("channels_first",)
+        models=("resnet20",), precisions=("float32",), smoke=True, use_torch=False, variants=("fused_sgd", "xla")
     )
     tables = [part for part in report.split("\n\n") if part.startswith("| model")]
     headers, rows = common.parse_markdown_table(tables[1])
     assert headers[:5] == ["model", "precision", "variant", "img/s", "variant / ours"]
-    assert rows[0][:3] == ["resnet20 (32px)", "float32", "channels_first"]
+    assert rows[0][:3] == ["resnet20 (32px)", "float32", "fused_sgd"]
     assert float(rows[0][3].replace(",", "")) > 0 and float(rows[0][4]) > 0 and rows[0][6] == "-"  # no torch
-    with pytest.raises(ValueError, match="`variant` must be one of channels_first, fused_sgd"):
+    assert rows[1][2] == "xla" and float(rows[1][3].replace(",", "")) > 0
+
+
+def test_the_xla_variant_compiles_the_same_step_with_xla():
+    model, _ = train.ours(train.SMOKE_WORKLOADS["resnet20"], "float32", variant="xla")
+    assert model.jit_compile is True
+    model, _ = train.ours(train.SMOKE_WORKLOADS["resnet20"], "float32")
+    assert model.jit_compile is False  # "auto" on a CPU
+
+
+def test_unknown_variants_are_refused():
+    with pytest.raises(ValueError, match="`variant` must be one of channels_first, fused_sgd, xla"):
         train.benchmark(models=("resnet20",), smoke=True, use_torch=False, variants=("nchw",))
+
+
+def test_the_channels_first_variant_runs_where_nchw_trains_and_says_why_not_elsewhere():
+    run = functools.partial(
+        train.benchmark,
+        models=("resnet20",),
+        precisions=("float32",),
+        smoke=True,
+        use_torch=False,
+        variants=("channels_first",),
+    )
+    if train.channels_first_trains():
+        tables = [part for part in run().split("\n\n") if part.startswith("| model")]
+        _, rows = common.parse_markdown_table(tables[1])
+        assert rows[0][2] == "channels_first" and float(rows[0][3].replace(",", "")) > 0
+    else:  # TensorFlow's CPU kernels without oneDNN (CPUs without AVX512-VNNI/BF16 or AMX) train NHWC only
+        with pytest.raises(ValueError, match="supports NHWC alone. Received: variant='channels_first'"):
+            run()
