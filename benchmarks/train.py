@@ -159,9 +159,10 @@ VARIANTS = ("channels_first", "fused_sgd", "xla")
 
 
 def channels_first_trains() -> bool:
-    """Whether this TensorFlow can take the gradient of an NCHW convolution here. On a CPU it needs the oneDNN
-    kernels, which TensorFlow enables by default only on CPUs with AVX512-VNNI/BF16 or AMX; without them the
-    weight gradient is Eigen's, which supports NHWC alone ("Conv2DCustomBackpropFilterOp only supports NHWC")."""
+    """Whether this TensorFlow can run an NCHW convolution and its gradients here (on a GPU if there is one). On a
+    CPU that needs the oneDNN kernels, which TensorFlow enables by default only on CPUs with AVX512-VNNI/BF16 or
+    AMX; the Eigen kernels used without them support NHWC alone (a ResNet step fails with
+    "Conv2DCustomBackpropFilterOp only supports NHWC")."""
     import tensorflow as tf
 
     x = tf.ones((1, 2, 4, 4))
@@ -590,6 +591,7 @@ def main(argv=None) -> int:
     for variant in variants:
         if variant not in VARIANTS:
             parser.error(f"--try must be among {', '.join(VARIANTS)}. Received: {variant!r}")
+    common.set_threads(args.threads)  # before the probe's first op, which fixes TensorFlow's thread pools
     if "channels_first" in variants and not channels_first_trains():
         parser.error(
             "--try channels_first needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, or a GPU); "

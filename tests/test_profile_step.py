@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import common, profile_step, train
+from keras_convnets import trainer
 
 
 def write_trace(path, threads: dict[str, list[tuple[str, str, int, int]]]) -> str:
@@ -120,7 +121,7 @@ def test_the_xla_variant_compiles_the_same_step_with_xla():
     model, _ = train.ours(train.SMOKE_WORKLOADS["resnet20"], "float32", variant="xla")
     assert model.jit_compile is True
     model, _ = train.ours(train.SMOKE_WORKLOADS["resnet20"], "float32")
-    assert model.jit_compile is False  # "auto" on a CPU
+    assert model.jit_compile is trainer.resolve_jit_compile("auto")  # ours: off on a CPU, on on a GPU
 
 
 def test_unknown_variants_are_refused():
@@ -137,6 +138,10 @@ def test_the_channels_first_variant_runs_where_nchw_trains_and_says_why_not_else
         use_torch=False,
         variants=("channels_first",),
     )
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        assert train.channels_first_trains()  # cuDNN trains NCHW
     if train.channels_first_trains():
         tables = [part for part in run().split("\n\n") if part.startswith("| model")]
         _, rows = common.parse_markdown_table(tables[1])

@@ -202,7 +202,8 @@ class BottleneckCost:
 
 
 def bottleneck_cost(height: int, width: int, channels: int = 256, reduced: int = 64) -> BottleneckCost:
-    """He et al. 2016, Section 4.1 ("Deeper Bottleneck Architectures"): the saving of the bottleneck design at one position of the net.
+    """He et al. 2016, Section 4.1 ("Deeper Bottleneck Architectures"): the saving of the bottleneck design at one
+    position of the net.
 
     At 256 channels reduced to 64 the direct 3x3 costs 144 units for the bottleneck's 17 (about 8.5x).
     """

@@ -170,7 +170,8 @@ def accuracy_findings(per_seed: list[dict], num_test: int) -> dict:
     bottleneck = np.array([r["bottleneck"].final_test_error for r in per_seed])
     difference = bottleneck - basic
     p = float((basic.mean() + bottleneck.mean()) / 2)
-    sampling = 2**0.5 * sampling_error(p, num_test)  # of a difference of two independent error rates
+    # of a difference, as if the two nets erred independently (an upper bound: they share the test images)
+    sampling = 2**0.5 * sampling_error(p, num_test)
     spreads = [_spread(basic), _spread(bottleneck), _spread(difference)]
     known = len(per_seed) > 1
     noise = max([sampling] + [x for x in spreads if x is not None])
