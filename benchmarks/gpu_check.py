@@ -57,6 +57,24 @@ class OutOfTime(BaseException):
     """The budget ran out (SIGALRM): not an `Exception`, so that no case reports it as its failure."""
 
 
+# Python ignores an exception raised while it runs a gc callback or a `__del__` ("Exception ignored in ..."), and
+# the alarm can land there (JAX installs a gc callback): so the alarm repeats until the budget's code catches it.
+ALARM_REPEAT_S = 1.0
+
+
+def out_of_time(signum, frame):
+    raise OutOfTime
+
+
+def arm_alarm(seconds: float) -> None:
+    """SIGALRM (`out_of_time`, once installed) after `seconds`, then every `ALARM_REPEAT_S` until `disarm_alarm`."""
+    signal.setitimer(signal.ITIMER_REAL, seconds, ALARM_REPEAT_S)
+
+
+def disarm_alarm() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 @dataclass
 class Case:
     model: str
@@ -166,11 +184,8 @@ def run(
 
     prepared, rows = [], []
 
-    def out_of_time(signum, frame):
-        raise OutOfTime
-
     previous = signal.signal(signal.SIGALRM, out_of_time)
-    signal.setitimer(signal.ITIMER_REAL, max(1.0, budget - (time.perf_counter() - started)))
+    arm_alarm(max(1.0, budget - (time.perf_counter() - started)))
     rates: dict[str, list[float]] = {}
     stopped = interrupted = None
     try:
@@ -208,6 +223,7 @@ def run(
                 runner(1)  # the first steps after tracing: XLA compilation, autotuning
                 log(f"{case.label}: ready in {time.perf_counter() - begun:.0f} s")
             except OutOfTime:
+                disarm_alarm()  # until the grace round below arms it again
                 stopped = interrupted = "skipped: time budget"
                 row[-1] = "stopped: time budget (while preparing)"
                 continue
@@ -221,7 +237,7 @@ def run(
         rates = {config.name: [] for config in configs}
         if stopped:  # the budget is spent: one round, within the 40 s the shell script leaves after it
             max_rounds = 1
-            signal.setitimer(signal.ITIMER_REAL, GRACE_S)
+            arm_alarm(GRACE_S)
         for config in configs:
             config.run(config.warmup)
         for index in range(max_rounds):
@@ -241,7 +257,7 @@ def run(
         interrupted = True
         log("time budget reached: reporting the rounds completed")
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        disarm_alarm()
         signal.signal(signal.SIGALRM, previous)
     tables = [common.markdown_table(env_headers, env_rows), "", common.markdown_table(HEADERS, rows)]
     if not any(rates.values()):
