@@ -64,12 +64,18 @@ def test_three_steps_per_execution_train_as_one_at_a_time_across_a_resume(tmp_pa
     assert json.loads((tmp_path / "run.json").read_text())["steps_per_execution"] == STEPS
     assert int(three.model.optimizer.iterations.numpy()) == int(one.model.optimizer.iterations.numpy()) == 12
     assert [row["iterations"] for row in three.history] == [3, 6, 9, 12]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+    for key in ("accuracy", "val_accuracy", "learning_rate"):
         assert [row[key] for row in three.history] == [row[key] for row in one.history], key
+    # the losses agree to the weights' rounding below: bit for bit with oneDNN's kernels, 1.7e-7 relative with
+    # Eigen's (CPUs without AVX512-VNNI/BF16 or AMX, where TensorFlow leaves oneDNN off)
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(
+            [row[key] for row in three.history], [row[key] for row in one.history], rtol=1e-6, atol=0, err_msg=key
+        )
     rates = [row["learning_rate"] for row in one.history]
     assert len(set(rates)) > 1, rates  # the plateau schedule acted within the run (0.1, then 0.01)
     # the weights match to 1 ulp: measured, the largest difference is 1.0e-7 relative (a batch-norm moving variance;
-    # the step in a while loop is optimised a little differently), and the history above is equal bit for bit
+    # the step in a while loop is optimised a little differently)
     for a, b in zip(three.model.weights, one.model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=a.path)
 
