@@ -488,6 +488,9 @@ FAMILIES = {
     "googlenet_stripped": ("googlenet", dict(input_shape=(32, 32, 3), aux_logits=True, variant="torchvision")),
     "inception_v3": ("inception_v3", dict(input_shape=(75, 75, 3), aux_logits=False)),
 }
+# the plain net after 4 epochs keeps near-ties that int8 flips on Eigen's kernels (CPUs without oneDNN: 96% top-1
+# agreement there, 2 of 50 images); after 6 its int8 agrees on all 50
+EPOCHS = {"plain": 6}
 
 
 @pytest.mark.slow
@@ -500,7 +503,7 @@ def test_every_family_exports_every_format_within_its_thresholds(family, tmp_pat
     size = options["input_shape"][0]
     model = keras_convnets.get_model(name, classes=3, **options)
     preprocessing = Preprocessing.inception()
-    assert train(model, preprocessing, size=size, epochs=4) >= 0.9
+    assert train(model, preprocessing, size=size, epochs=EPOCHS.get(family, 4)) >= 0.9
     representative, _ = colour_images(32, size, seed=41)
     held_out, _ = colour_images(50, size, seed=42)
     run = tmp_path / "run"  # through a run directory: the saved model (aux heads included) loads in safe mode
