@@ -500,7 +500,11 @@ def benchmark(
         )
     notes = []
     if torch is None:
-        notes.append("torch is not installed (`pip install torch`): the PyTorch columns are empty.")
+        notes.append(
+            "torch is not installed (`pip install torch`): the PyTorch columns are empty."
+            if use_torch
+            else "PyTorch not timed (--no-torch): its columns are empty."
+        )
     noisy = [t for t in timings.values() if t.spread > 0.25]
     if noisy:
         notes.append(
