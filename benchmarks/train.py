@@ -181,11 +181,6 @@ def channels_first():
     """Build in channels_first (NCHW); `keras_step` then feeds the batch transposed."""
     import keras
 
-    if not channels_first_trains():
-        raise ValueError(
-            "The `channels_first` variant needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, "
-            "or a GPU); this one supports NHWC alone. Received: variant='channels_first'"
-        )
     previous = keras.config.image_data_format()
     keras.config.set_image_data_format("channels_first")
     try:
@@ -228,6 +223,11 @@ def _variant(name: str | None):
         return contextlib.nullcontext()
     if name not in VARIANTS:
         raise ValueError(f"`variant` must be one of {', '.join(VARIANTS)}. Received: variant={name!r}")
+    if name == "channels_first" and not channels_first_trains():  # runs an op: after `common.set_threads`
+        raise ValueError(
+            "The `channels_first` variant needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, "
+            "or a GPU); this one supports NHWC alone. Received: variant='channels_first'"
+        )
     return {"channels_first": channels_first, "fused_sgd": fused_sgd, "xla": contextlib.nullcontext}[name]()
 
 
@@ -406,10 +406,10 @@ def benchmark(
 ) -> str:
     """Run the training benchmark and return its report (a markdown table and notes; with `variants`, a second
     table of each variant of our step against ours and PyTorch, from the same rounds)."""
-    for variant in variants:
-        _variant(variant)  # checks the name
     load_before = common.load_average()
     common.set_threads(threads)
+    for variant in variants:
+        _variant(variant)  # checks the name and that the variant can run here, before any model is built
     torch = common.optional_torch() if use_torch else None
     if torch is not None and threads is None:
         common.set_torch_threads(torch)
@@ -595,12 +595,12 @@ def main(argv=None) -> int:
     for variant in variants:
         if variant not in VARIANTS:
             parser.error(f"--try must be among {', '.join(VARIANTS)}. Received: {variant!r}")
-    common.set_threads(args.threads)  # before the probe's first op, which fixes TensorFlow's thread pools
-    if "channels_first" in variants and not channels_first_trains():
-        parser.error(
-            "--try channels_first needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, or a GPU); "
-            "this one supports NHWC alone. Received: --try channels_first"
-        )
+    common.set_threads(args.threads)  # before the variants' check runs an op, which fixes TensorFlow's thread pools
+    try:
+        for variant in variants:
+            _variant(variant)
+    except ValueError as error:  # a variant this machine cannot run: one line, not a traceback
+        parser.error(str(error))
     steps = {m: args.steps for m in models} if args.steps else None
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     if args.steps_per_execution is not None:
