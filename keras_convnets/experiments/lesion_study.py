@@ -184,8 +184,10 @@ def findings(results: dict, classes: int) -> dict:
     res_means = [r["residual_mean"] for r in by_k]
     plain_means = [r["plain_mean"] for r in by_k]
 
-    def steps_up(means):
-        return sum(b >= a for a, b in zip(means, means[1:]))
+    def steps_up(intact, means):
+        # the steps of k from 0 (the intact net) to the largest k: the same steps as the mean step and the jump
+        curve = [intact] + means
+        return sum(b >= a for a, b in zip(curve, curve[1:]))
 
     def first_near_chance(means):
         return next((r["k"] for r, m in zip(by_k, means) if m >= chance - 0.1), None)
@@ -219,9 +221,9 @@ def findings(results: dict, classes: int) -> dict:
             sum(r["plain_error"] >= chance - 0.1 for r in single if r["plain_error"] is not None)
         ),
         "plain_deletions": len(plain_blocks),
-        "residual_k_curve_nondecreasing_steps": steps_up(res_means),
-        "plain_k_curve_nondecreasing_steps": steps_up(plain_means),
-        "k_steps": max(0, len(by_k) - 1),
+        "residual_k_curve_nondecreasing_steps": steps_up(base["residual"], res_means),
+        "plain_k_curve_nondecreasing_steps": steps_up(base["plain"], plain_means),
+        "k_steps": len(by_k),
         "residual_below_plain_at_every_k": all(r < p for r, p in zip(res_means, plain_means)),
     }
 
@@ -298,7 +300,8 @@ def _write_report(
             "deletions within 10 points of chance.",
             "Random deletions: the ResNet's mean error did not decrease in "
             f"{f['residual_k_curve_nondecreasing_steps']} "
-            f"of {f['k_steps']} steps of k, the plain net's in {f['plain_k_curve_nondecreasing_steps']} of "
+            f"of {f['k_steps']} steps of k (from the intact net, k = 0), the plain net's in "
+            f"{f['plain_k_curve_nondecreasing_steps']} of "
             f"{f['k_steps']}; the ResNet was below the plain net at every k: "
             f"{'yes' if f['residual_below_plain_at_every_k'] else 'no'}.",
         ]
