@@ -7,6 +7,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_convnets.utils.backend import cpu_flags
 from keras_convnets.utils.validation import check_choice, check_int
 
 __all__ = [
@@ -20,18 +21,6 @@ __all__ = [
 
 MIXED_PRECISION = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = ("auto", True, False)
-
-
-def cpu_flags() -> set[str]:
-    """The flags of the CPU as /proc/cpuinfo lists them (empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def resolve_mixed_precision(choice: str = "auto") -> str:

@@ -8,9 +8,21 @@ Keras is imported.
 
 from __future__ import annotations
 
-__all__ = ["TENSORFLOW", "require_tensorflow_backend"]
+__all__ = ["TENSORFLOW", "cpu_flags", "require_tensorflow_backend"]
 
 TENSORFLOW = "tensorflow"
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the CPU as /proc/cpuinfo lists them (empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def require_tensorflow_backend(what: str) -> None:
