@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from benchmarks import common
-from keras_convnets.models.layers import FusedBatchNormalization, IdentityShortcut
+from keras_convnets.models import layers as convnet_layers
+from keras_convnets.models.layers import Conv2D, FusedBatchNormalization, IdentityShortcut
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -218,6 +219,7 @@ def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
 
     model = keras_convnets.get_model("resnet20", input_shape=(16, 16, 3), classes=3)
     assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization)
+    assert isinstance(model.get_layer("conv1_conv"), Conv2D)
     x = np.random.RandomState(2).rand(2, 16, 16, 3).astype("float32") * 255
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(x, np.array([0, 2]), epochs=1, verbose=0)  # moving statistics move off their initial values
@@ -225,6 +227,115 @@ def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert type(loaded.get_layer("conv1_conv")) is Conv2D
+
+
+def _conv_step(layer, x, weights):
+    """The layer's output, input gradient and kernel and bias gradients in one training call, traced as `fit` does."""
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            total = tf.reduce_sum(tf.cast(y, "float32") * weights)
+        return (y, *tape.gradient(total, [x, layer.kernel, layer.bias]))
+
+    return [tf.cast(t, "float64").numpy() for t in step(x)]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("strides, padding, size", [(1, "same", 7), (2, "same", 7), (2, "valid", 8), (3, "same", 10)])
+def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monkeypatch, policy, strides, padding, size):
+    rng = np.random.RandomState(4)
+    x = tf.constant(rng.randn(3, size, size, 5).astype("float32"))
+    kernel, bias = rng.randn(1, 1, 5, 6).astype("float32"), rng.randn(6).astype("float32")
+    out = -(-size // strides)
+    weights = tf.constant(rng.randn(3, out, out, 6).astype("float32"))
+    results = {}
+    for mode in (False, True):
+        monkeypatch.setattr(Conv2D, "matmul_weight_gradient", mode)
+        layer = Conv2D(6, 1, strides=strides, padding=padding, dtype=policy)
+        layer.build((None, size, size, 5))
+        layer.set_weights([kernel, bias])
+        results[mode] = _conv_step(layer, x, weights)
+    (y0, dx0, dw0, db0), (y1, dx1, dw1, db1) = results[False], results[True]
+    np.testing.assert_array_equal(y1, y0)  # the forward pass and the input gradient are TensorFlow's own
+    np.testing.assert_array_equal(dx1, dx0)
+    # float64 references from the values as the layer computes with them (bfloat16 under the mixed policy)
+    low = policy == "mixed_bfloat16"
+    rounded = (lambda a: tf.cast(tf.cast(a, "bfloat16"), "float64").numpy()) if low else (lambda a: np.float64(a))
+    tolerance = 2**-8 if low else 1e-6  # one rounding of a bfloat16 result; float32 sums in another order
+    dy = rounded(weights)  # the output gradient
+    # the kernel gradient: the inputs at the strided pixels times the output gradient, over batch and pixels
+    reference = np.einsum("nhwc,nhwo->co", rounded(x)[:, ::strides, ::strides, :], dy)[None, None]
+    assert np.abs(dw1 - reference).max() <= tolerance * np.abs(reference).max()
+    assert np.abs(dw0 - reference).max() <= tolerance * np.abs(reference).max()
+    # the bias gradient, summed in float32 and rounded once
+    bias_reference = dy.sum(axis=(0, 1, 2))
+    assert np.abs(db1 - bias_reference).max() <= tolerance * np.abs(bias_reference).max()
+    if not low:
+        np.testing.assert_allclose(db1, db0, rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_faster(monkeypatch):
+    def uses(training=True, policy="mixed_bfloat16", **kwargs):
+        layer = Conv2D(4, kwargs.pop("kernel_size", 1), dtype=policy, **kwargs)
+        layer.build((None, 8, 8, 3) if kwargs.get("data_format") != "channels_first" else (None, 3, 8, 8))
+        return layer._uses_matmul_gradient(training)
+
+    monkeypatch.setattr(convnet_layers, "_matmul_weight_gradient_pays", lambda: True)  # a CPU with AMX, no GPU
+    assert uses()
+    assert not uses(policy="float32")  # measured at parity in float32
+    assert not uses(training=False) and not uses(training=None)  # inference and export graphs stay Keras's
+    assert not uses(kernel_size=3) and not uses(dilation_rate=2) and not uses(data_format="channels_first")
+    monkeypatch.setattr(convnet_layers, "_matmul_weight_gradient_pays", lambda: False)  # no AMX, or a GPU
+    assert not uses()
+    monkeypatch.setattr(Conv2D, "matmul_weight_gradient", True)
+    assert uses() and uses(policy="float32") and not uses(kernel_size=3)
+    monkeypatch.setattr(Conv2D, "matmul_weight_gradient", False)
+    monkeypatch.setattr(convnet_layers, "_matmul_weight_gradient_pays", lambda: True)
+    assert not uses()
+
+
+def _op_types(function, *args) -> list[str]:
+    """The op types of `function` traced on `args`, nested functions (`tf.GradientTape`'s, `tf.custom_gradient`'s)
+    included."""
+    graph = function.get_concrete_function(*args).graph.as_graph_def()
+    return [node.op for node in graph.node] + [node.op for f in graph.library.function for node in f.node_def]
+
+
+def test_bottleneck_resnet_trains_the_same_with_the_matmul_weight_gradient(monkeypatch):
+    import keras_convnets
+
+    x = np.random.RandomState(5).rand(4, 16, 16, 3).astype("float32") * 255
+    y = np.array([0, 1, 2, 1])
+    after, graphs = {}, {}
+    for mode in (False, True):
+        monkeypatch.setattr(Conv2D, "matmul_weight_gradient", mode)
+        keras.utils.set_random_seed(0)
+        model = keras_convnets.CifarResNet(11, block="bottleneck", input_shape=(16, 16, 3), classes=3)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False)  # two optimizer steps
+        after[mode] = [w.numpy() for w in model.trainable_weights]
+
+        def gradients(images, labels, model=model):
+            with tf.GradientTape() as tape:
+                loss = keras.losses.sparse_categorical_crossentropy(labels, model(images, training=True))
+            return tape.gradient(loss, model.trainable_weights)
+
+        inference = tf.function(lambda images, model=model: model(images, training=False))
+        graphs[mode] = (_op_types(tf.function(gradients), x, y), _op_types(inference, tf.constant(x)))
+    pointwise = [layer for layer in model.layers if isinstance(layer, Conv2D) and layer.kernel_size == (1, 1)]
+    assert len(pointwise) == 9  # three bottlenecks of two 1x1 convolutions, and each stage's projection shortcut
+    for before, now in zip(after[False], after[True]):
+        np.testing.assert_allclose(now, before, rtol=1e-5, atol=1e-6)
+    (train_conv, infer_conv), (train_matmul, infer_matmul) = graphs[False], graphs[True]
+    convs = sum(isinstance(layer, Conv2D) for layer in model.layers)
+    assert train_conv.count("Conv2DBackpropFilter") == convs
+    assert train_matmul.count("Conv2DBackpropFilter") == convs - len(pointwise)
+    assert train_matmul.count("MatMul") == train_conv.count("MatMul") + len(pointwise)
+    assert infer_matmul == infer_conv and "IdentityN" not in infer_matmul  # inference graphs untouched
 
 
 @pytest.mark.parametrize("size", [8, 7])

@@ -16,7 +16,7 @@ import keras
 from keras import layers
 
 from keras_convnets.models.aux import AuxClassifierModel
-from keras_convnets.models.layers import FusedBatchNormalization
+from keras_convnets.models.layers import Conv2D, FusedBatchNormalization
 from keras_convnets.utils.validation import check_choice, check_fraction, check_int  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -272,7 +272,7 @@ def conv_bn(
     if strides > 1 and symmetric_padding and max(kernel) > 1:
         x = layers.ZeroPadding2D(((kernel[0] // 2,) * 2, (kernel[1] // 2,) * 2), name=f"{name}_pad")(x)
         padding = "valid"
-    x = layers.Conv2D(
+    x = Conv2D(
         filters,
         kernel,
         strides=strides,

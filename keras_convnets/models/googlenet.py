@@ -58,7 +58,7 @@ from keras import layers
 
 from keras_convnets.models import common
 from keras_convnets.models.aux import check_aux_loss_weight
-from keras_convnets.models.layers import LocalResponseNormalization
+from keras_convnets.models.layers import Conv2D, LocalResponseNormalization
 from keras_convnets.models.registry import register_model
 from keras_convnets.utils.validation import check_int, check_number
 
@@ -158,9 +158,9 @@ def conv_unit(x, filters: int, kernel: int, *, strides: int = 1, name: str, norm
     if strides > 1 and kernel > 1:
         x = layers.ZeroPadding2D(kernel // 2, name=f"{name}_pad")(x)
         padding = "valid"
-    x = layers.Conv2D(
-        filters, kernel, strides=strides, padding=padding, kernel_initializer="he_normal", name=f"{name}_conv"
-    )(x)
+    x = Conv2D(filters, kernel, strides=strides, padding=padding, kernel_initializer="he_normal", name=f"{name}_conv")(
+        x
+    )
     return layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -49,6 +49,7 @@ from keras import layers
 
 from keras_convnets.models import common
 from keras_convnets.models.aux import check_aux_loss_weight
+from keras_convnets.models.layers import Conv2D
 from keras_convnets.models.registry import register_model
 from keras_convnets.weights import keras_applications
 
@@ -95,7 +96,7 @@ AUX_AFTER = "6e"
 
 def unit(x, filters: int, kernel, *, strides: int = 1, padding: str = "same", name: str):
     """Conv (no bias) -> BN -> ReLU: torchvision's BasicConv2d."""
-    x = layers.Conv2D(
+    x = Conv2D(
         filters,
         kernel,
         strides=strides,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import ops
 
+from keras_convnets.utils.backend import cpu_flags
 from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = [
+    "Conv2D",
     "FusedBatchNormalization",
     "IdentityShortcut",
     "LocalResponseNormalization",
@@ -193,3 +197,87 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 is_training=False,
             )
         return ops.cast(outputs, self.compute_dtype)
+
+
+@functools.cache
+def _matmul_weight_gradient_pays() -> bool:
+    """Where the 1x1 weight gradient as a matmul was measured faster: bfloat16 on a CPU with AMX and no GPU."""
+    import tensorflow as tf
+
+    return "amx_bf16" in cpu_flags() and not tf.config.list_physical_devices("GPU")
+
+
+def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
+    """`conv(inputs, kernel)` (a 1x1 convolution, channels last), plus `bias` unless it is None, whose kernel
+    gradient is one matmul of the (subsampled) inputs and the output gradient flattened over batch and pixels: the
+    same sum as TensorFlow's `Conv2DBackpropFilter`, in another order. The input gradient is TensorFlow's own
+    (`Conv2DBackpropInput`); the bias gradient sums the output gradient in float32, then rounds once (TensorFlow's
+    `BiasAddGrad` on its own sums bfloat16 gradients in bfloat16, a coarser sum)."""
+    import tensorflow as tf
+
+    rows, cols = strides
+    channels_in, channels_out = kernel.shape[2], kernel.shape[3]
+
+    @tf.custom_gradient
+    def forward(x, w, *b):
+        def gradient(dy):
+            dx = tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(x),
+                filter=w,
+                out_backprop=dy,
+                strides=[1, rows, cols, 1],
+                padding="VALID",  # a 1x1 kernel pads nothing under 'same' either
+                data_format="NHWC",
+            )
+            kept = x if (rows, cols) == (1, 1) else x[:, ::rows, ::cols, :]  # the pixels the kernel reads
+            dw = tf.matmul(tf.reshape(kept, [-1, channels_in]), tf.reshape(dy, [-1, channels_out]), transpose_a=True)
+            grads = [dx, tf.reshape(dw, tf.shape(w))]
+            if b:
+                grads.append(tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=[0, 1, 2]), b[0].dtype))
+            return grads
+
+        y = conv(x, w)
+        if b:  # as keras.layers.Conv2D adds it
+            y = ops.add(y, ops.reshape(b[0], (1, 1, 1, channels_out)))
+        return y, gradient
+
+    return forward(inputs, kernel) if bias is None else forward(inputs, kernel, bias)
+
+
+@keras.saving.register_keras_serializable(package="keras_convnets")
+class Conv2D(keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose 1x1 kernels get their training gradient from one matmul where that is faster.
+
+    A 1x1 convolution's kernel gradient is a matrix product: the inputs (at the strided pixels) flattened to rows,
+    transposed, times the output gradient flattened the same way. On a CPU with AMX (Intel Sapphire Rapids and
+    later), TensorFlow's oneDNN `Conv2DBackpropFilter` computes it 2-4x slower than its bfloat16 matmul (ResNet-50's
+    1x1 shapes, benchmarks/RESULTS.md); elsewhere the two were measured at parity, and the layer is Keras's. Only
+    the training gradient changes: the forward pass, the input gradient, the weights, the config and every
+    inference or exported graph are `keras.layers.Conv2D`'s. `matmul_weight_gradient` (class attribute): "auto"
+    (bfloat16 compute on a CPU with AMX and no GPU), True (every eligible layer: 1x1, channels last, no
+    dilation, groups or LoRA, TensorFlow backend) or False (never).
+    """
+
+    matmul_weight_gradient = "auto"
+
+    def _uses_matmul_gradient(self, training) -> bool:
+        mode = type(self).matmul_weight_gradient
+        if not training or mode is False or keras.backend.backend() != "tensorflow":
+            return False
+        if tuple(self.kernel_size) != (1, 1) or tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
+            return False
+        if self.data_format != "channels_last" or self.lora_enabled or getattr(self, "quantization_mode", None):
+            return False
+        if mode is True:
+            return True
+        return keras.backend.standardize_dtype(self.compute_dtype) == "bfloat16" and _matmul_weight_gradient_pays()
+
+    def call(self, inputs, training=None):
+        if not self._uses_matmul_gradient(training):
+            return super().call(inputs)
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        bias = ops.cast(self.bias, self.compute_dtype) if self.use_bias else None
+        outputs = _pointwise_conv(inputs, kernel, bias, tuple(self.strides), self.convolution_op)
+        if self.activation is not None:
+            return self.activation(outputs)
+        return outputs
