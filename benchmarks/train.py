@@ -155,7 +155,7 @@ def before_speedups():
 
 # changes tried against our step, side by side (`--try`): each is a context manager in effect while the model is
 # built and its step traced; "xla" compiles the same step with `jit_compile=True`
-VARIANTS = ("channels_first", "fused_sgd", "xla")
+VARIANTS = ("channels_first", "conv_weight_gradient", "fused_sgd", "xla")
 
 
 def channels_first_trains() -> bool:
@@ -218,6 +218,20 @@ def fused_sgd():
         sgd.SGD.update_step = keras_update
 
 
+@contextlib.contextmanager
+def conv_weight_gradient():
+    """Our 1x1 convolutions with TensorFlow's own kernel gradient (`Conv2DBackpropFilter`) everywhere, where "auto"
+    computes it as a matmul (bfloat16 on a CPU with AMX): the step as it was before that change."""
+    from keras_convnets.models.layers import Conv2D
+
+    previous = Conv2D.matmul_weight_gradient
+    Conv2D.matmul_weight_gradient = False
+    try:
+        yield
+    finally:
+        Conv2D.matmul_weight_gradient = previous
+
+
 def _variant(name: str | None):
     if name is None:
         return contextlib.nullcontext()
@@ -228,7 +242,12 @@ def _variant(name: str | None):
             "The `channels_first` variant needs a TensorFlow that trains NCHW convolutions here (oneDNN on a CPU, "
             "or a GPU); this one supports NHWC alone. Received: variant='channels_first'"
         )
-    return {"channels_first": channels_first, "fused_sgd": fused_sgd, "xla": contextlib.nullcontext}[name]()
+    return {
+        "channels_first": channels_first,
+        "conv_weight_gradient": conv_weight_gradient,
+        "fused_sgd": fused_sgd,
+        "xla": contextlib.nullcontext,
+    }[name]()
 
 
 def ours(

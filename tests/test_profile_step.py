@@ -111,6 +111,26 @@ def test_fused_sgd_variant_makes_the_same_update():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
+def test_conv_weight_gradient_variant_traces_the_convolution_gradient(monkeypatch):
+    """The variant is our step with TensorFlow's `Conv2DBackpropFilter` for every 1x1 kernel, where ours (forced
+    here, as "auto" does in bfloat16 on a CPU with AMX) computes it as a matmul: no 1x1 convolution of the variant
+    is traced through the matmul gradient; the switch is back in place afterwards."""
+    from keras_convnets.models import layers
+
+    monkeypatch.setattr(layers.Conv2D, "matmul_weight_gradient", True)
+    traced = []
+    pointwise = layers._pointwise_conv
+    monkeypatch.setattr(layers, "_pointwise_conv", lambda *args: traced.append(args[0].shape) or pointwise(*args))
+    counts = {}
+    for variant in (None, "conv_weight_gradient"):
+        del traced[:]
+        train.ours(train.Workload("resnet50", 32, 2, 10), "float32", variant=variant)
+        counts[variant] = len(traced)
+    assert layers.Conv2D.matmul_weight_gradient is True
+    assert counts[None] and counts[None] % 36 == 0  # ResNet-50's 1x1 convolutions: 16 bottlenecks' two, 4 projections
+    assert counts["conv_weight_gradient"] == 0
+
+
 def test_variants_table_smoke():
     report = train.benchmark(
         models=("resnet20",), precisions=("float32",), smoke=True, use_torch=False, variants=("fused_sgd", "xla")
@@ -131,7 +151,8 @@ def test_the_xla_variant_compiles_the_same_step_with_xla():
 
 
 def test_unknown_variants_are_refused():
-    with pytest.raises(ValueError, match="`variant` must be one of channels_first, fused_sgd, xla"):
+    allowed = "channels_first, conv_weight_gradient, fused_sgd, xla"
+    with pytest.raises(ValueError, match=f"`variant` must be one of {allowed}"):
         train.benchmark(models=("resnet20",), smoke=True, use_torch=False, variants=("nchw",))
 
 
