@@ -29,3 +29,4 @@ bench-smoke:
 	$(PYTHON) -m benchmarks.train --smoke --models resnet20
 	$(PYTHON) -m benchmarks.infer --smoke --model resnet20
 	$(PYTHON) -m benchmarks.data --smoke --cases cifar
+	$(PYTHON) -m benchmarks.conv_gradient --smoke

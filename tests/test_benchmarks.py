@@ -131,6 +131,20 @@ def test_data_benchmark_smoke():
     assert numeric(rows[0][4]) > 0 and numeric(rows[0][5]) > 0 and rows[0][7].endswith("%")
 
 
+@pytest.mark.xdist_group("benchmarks")
+def test_conv_gradient_benchmark_smoke(capsys):
+    from benchmarks import conv_gradient
+
+    report = conv_gradient.benchmark(smoke=True)
+    headers, rows = common.parse_markdown_table(report.split("\n\n", 2)[2])
+    assert headers[2:7] == ["precision", "conv GFLOP/s", "matmul GFLOP/s", "matmul / conv", "largest difference"]
+    assert [row[2] for row in rows] == ["bfloat16", "float32"]
+    assert all(numeric(row[3]) > 0 and numeric(row[4]) > 0 for row in rows)
+    assert float(rows[1][6]) < 1e-5  # float32: the same gradient, summed in another order
+    assert conv_gradient.main(["--precisions", "float16", "--smoke"]) == 2
+    assert "Received: precision='float16'" in capsys.readouterr().err
+
+
 def test_benchmark_arguments_are_checked(capsys):
     from benchmarks import data, infer, train
 
