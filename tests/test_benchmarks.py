@@ -145,6 +145,21 @@ def test_conv_gradient_benchmark_smoke(capsys):
     assert "Received: precision='float16'" in capsys.readouterr().err
 
 
+@pytest.mark.xdist_group("benchmarks")
+def test_isolated_benchmark_smoke(capsys):
+    pytest.importorskip("torch")
+    from benchmarks import isolated
+
+    report = isolated.benchmark("resnet20", "float32", smoke=True)
+    headers, rows = common.parse_markdown_table(report.split("\n\n", 2)[2])
+    assert headers[:5] == ["model", "precision", "ours img/s", "torch img/s", "ours / torch"]
+    assert rows[0][:2] == ["resnet20", "float32"] and numeric(rows[0][2]) > 0 and numeric(rows[0][3]) > 0
+    assert isolated.main(["--model", "vgg99"]) == 2 and "Received: model='vgg99'" in capsys.readouterr().err
+    assert (
+        isolated.main(["--rounds", "0"]) == 2 and "--rounds must be at least 1. Received: 0" in capsys.readouterr().err
+    )
+
+
 def test_benchmark_arguments_are_checked(capsys):
     from benchmarks import data, infer, train
 

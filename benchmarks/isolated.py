@@ -1,0 +1,135 @@
+"""Our training step and plain PyTorch's, each alone in its own process, the processes alternating: a check on the
+interleaved tables of `benchmarks.train`, where both frameworks share one process (and its memory, and each other's
+idle threads). Each child builds its step (`benchmarks.train.ours`, or `benchmarks.torch_models.TrainStep`),
+warms it up, times `--rounds` rounds of `--steps` steps and prints its images/s; the parent runs the children
+ours, torch, ours, torch, ... `--repeats` times each and prints the medians and their ratio.
+
+    python -m benchmarks.isolated --model resnet50 --precision mixed_bfloat16
+    python -m benchmarks.isolated --model resnet20 --repeats 3 --rounds 5
+    python -m benchmarks.isolated --smoke          # tiny, one child each: checks that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from benchmarks import common
+
+FRAMEWORKS = ("ours", "torch")
+
+
+def child(framework: str, model: str, precision: str, *, rounds: int, steps: int, smoke: bool) -> list[float]:
+    """Images/s of `rounds` rounds of `steps` training steps, after two steps of warm-up, in this process."""
+    from benchmarks import train
+
+    workload = (train.SMOKE_WORKLOADS if smoke else train.WORKLOADS)[model]
+    if framework == "ours":
+        _, run = train.ours(workload, precision)
+    else:
+        from benchmarks import torch_models
+
+        common.set_torch_threads(common.optional_torch())
+        run = torch_models.TrainStep(
+            model,
+            batch=workload.batch,
+            size=workload.size,
+            classes=workload.classes,
+            bfloat16=precision == "mixed_bfloat16",
+        )
+    run(2)
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run(steps)
+        rates.append(workload.batch * steps / (time.perf_counter() - start))
+    return rates
+
+
+def benchmark(model: str, precision: str, *, repeats: int = 2, rounds: int = 3, steps: int = 2, smoke: bool = False):
+    from benchmarks import train
+
+    if model not in train.WORKLOADS:
+        raise ValueError(f"`model` must be one of {', '.join(train.WORKLOADS)}. Received: model={model!r}")
+    if precision not in train.PRECISIONS:
+        raise ValueError(f"`precision` must be one of {', '.join(train.PRECISIONS)}. Received: precision={precision!r}")
+    if common.optional_torch() is None:
+        raise ValueError("`benchmarks.isolated` compares with PyTorch, which is not installed (pip install torch)")
+    repeats, rounds, steps = (1, 1, 1) if smoke else (repeats, rounds, steps)
+    load_before = common.load_average()
+    rates: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
+    for _ in range(repeats):
+        for framework in FRAMEWORKS:
+            command = [sys.executable, "-m", "benchmarks.isolated", "--child", framework, "--model", model]
+            command += ["--precision", precision, "--rounds", str(rounds), "--steps", str(steps)]
+            command += ["--smoke"] if smoke else []
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rates[framework] += json.loads(out.strip().splitlines()[-1])
+    ours, torch = (statistics.median(rates[name]) for name in FRAMEWORKS)
+    rows = [
+        [
+            model,
+            precision,
+            common.fmt(ours),
+            common.fmt(torch),
+            common.fmt(ours / torch),
+            ", ".join(common.fmt(r) for r in rates["ours"]),
+            ", ".join(common.fmt(r) for r in rates["torch"]),
+        ]
+    ]
+    headers = [
+        "model",
+        "precision",
+        "ours img/s",
+        "torch img/s",
+        "ours / torch",
+        "ours, every round",
+        "torch, every round",
+    ]
+    title = "Training throughput, each framework alone in alternating processes"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    header = (
+        f"### {title}\n\n{stamp}. {common.machine_line()}.\n"
+        f"Medians over {repeats} processes per framework, alternating, each timing {rounds} rounds of {steps} steps "
+        f"after 2 of warm-up; load average before {load_before}, after {common.load_average()}.\n"
+    )
+    return header + "\n" + common.markdown_table(headers, rows) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.isolated", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="resnet50", help="resnet20, resnet50 or googlenet")
+    parser.add_argument("--precision", default="mixed_bfloat16", help="float32 or mixed_bfloat16")
+    parser.add_argument("--repeats", type=int, default=2, help="processes per framework")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per process")
+    parser.add_argument("--steps", type=int, default=2, help="training steps per round")
+    parser.add_argument("--smoke", action="store_true", help="tiny, one child each: checks that it runs")
+    parser.add_argument("--child", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("repeats", "rounds", "steps"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name} must be at least 1. Received: {getattr(args, name)}", file=sys.stderr)
+            return 2
+    try:
+        if args.child:
+            rates = child(
+                args.child, args.model, args.precision, rounds=args.rounds, steps=args.steps, smoke=args.smoke
+            )
+            print(json.dumps(rates))
+            return 0
+        report = benchmark(
+            args.model, args.precision, repeats=args.repeats, rounds=args.rounds, steps=args.steps, smoke=args.smoke
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
