@@ -1,7 +1,8 @@
 """The kernel gradient of a 1x1 convolution two ways, side by side in one run: TensorFlow's `Conv2DBackpropFilter`
 (oneDNN's kernel where TensorFlow uses oneDNN) and one matmul of the flattened inputs and output gradient, as
-`keras_convnets.models.layers.Conv2D` computes it. Shapes are ResNet-50's 1x1 convolutions at batch 32 (and one of
-a small net); both are traced `tf.function`s on the same tensors, interleaved over rounds.
+`keras_convnets.models.layers.Conv2D` computes it (a strided convolution's inputs sliced at the pixels it reads).
+Shapes are ResNet-50's 1x1 convolutions at batch 32; both are traced `tf.function`s on the same tensors,
+interleaved over rounds.
 
     python -m benchmarks.conv_gradient                         # bfloat16 and float32, all CPUs
     python -m benchmarks.conv_gradient --precisions bfloat16 --rounds 7
@@ -18,20 +19,26 @@ import sys
 
 from benchmarks import common
 
-# (batch, height, width, channels in, channels out): ResNet-50's stride-1 1x1 shapes, a stage-1 reduction of a
-# small net
+# (batch, input height, input width, channels in, channels out, stride): every distinct 1x1 convolution of ResNet-50
+# at batch 32 (v1: the stride sits in the first 1x1 of a stage's first block and in its projection shortcut)
 SHAPES = (
-    (32, 56, 56, 64, 256),
-    (32, 56, 56, 256, 64),
-    (32, 28, 28, 128, 512),
-    (32, 28, 28, 512, 128),
-    (32, 14, 14, 256, 1024),
-    (32, 14, 14, 1024, 256),
-    (32, 7, 7, 512, 2048),
-    (32, 7, 7, 2048, 512),
-    (128, 32, 32, 16, 32),
+    (32, 56, 56, 64, 64, 1),
+    (32, 56, 56, 64, 256, 1),
+    (32, 56, 56, 256, 64, 1),
+    (32, 28, 28, 128, 512, 1),
+    (32, 28, 28, 512, 128, 1),
+    (32, 14, 14, 256, 1024, 1),
+    (32, 14, 14, 1024, 256, 1),
+    (32, 7, 7, 512, 2048, 1),
+    (32, 7, 7, 2048, 512, 1),
+    (32, 56, 56, 256, 128, 2),
+    (32, 56, 56, 256, 512, 2),
+    (32, 28, 28, 512, 256, 2),
+    (32, 28, 28, 512, 1024, 2),
+    (32, 14, 14, 1024, 512, 2),
+    (32, 14, 14, 1024, 2048, 2),
 )
-SMOKE_SHAPES = ((2, 4, 4, 8, 16),)
+SMOKE_SHAPES = ((2, 8, 8, 32, 64, 1), (2, 10, 10, 48, 96, 2))
 PRECISIONS = ("bfloat16", "float32")
 
 
@@ -40,9 +47,10 @@ def gradient_functions(shape, dtype: str):
     difference."""
     import tensorflow as tf
 
-    batch, height, width, channels_in, channels_out = shape
+    batch, height, width, channels_in, channels_out, stride = shape
+    out_height, out_width = -(-height // stride), -(-width // stride)
     x = tf.cast(tf.random.stateless_normal([batch, height, width, channels_in], seed=[1, 2]), dtype)
-    dy = tf.cast(tf.random.stateless_normal([batch, height, width, channels_out], seed=[3, 4]), dtype)
+    dy = tf.cast(tf.random.stateless_normal([batch, out_height, out_width, channels_out], seed=[3, 4]), dtype)
 
     @tf.function
     def conv(x, dy):
@@ -50,12 +58,13 @@ def gradient_functions(shape, dtype: str):
             input=x,
             filter_sizes=[1, 1, channels_in, channels_out],
             out_backprop=dy,
-            strides=[1, 1, 1, 1],
+            strides=[1, stride, stride, 1],
             padding="VALID",
         )
 
     @tf.function
     def matmul(x, dy):
+        x = x if stride == 1 else x[:, ::stride, ::stride, :]  # the pixels the kernel reads, as the layer slices them
         flat_x, flat_dy = tf.reshape(x, [-1, channels_in]), tf.reshape(dy, [-1, channels_out])
         return tf.reshape(tf.matmul(flat_x, flat_dy, transpose_a=True), [1, 1, channels_in, channels_out])
 
@@ -73,9 +82,10 @@ def gradient_functions(shape, dtype: str):
 
 
 def benchmark(*, precisions=PRECISIONS, rounds: int = 5, smoke: bool = False, log=None) -> str:
-    for precision in precisions:
-        if precision not in PRECISIONS:
-            raise ValueError(f"`precisions` must be among {', '.join(PRECISIONS)}. Received: precision={precision!r}")
+    if not precisions or any(precision not in PRECISIONS for precision in precisions):
+        raise ValueError(f"`precisions` must be some of {', '.join(PRECISIONS)}. Received: precisions={precisions!r}")
+    if rounds < 1:
+        raise ValueError(f"`rounds` must be at least 1. Received: rounds={rounds}")
     shapes = SMOKE_SHAPES if smoke else SHAPES
     rounds = 1 if smoke else rounds
     load_before = common.load_average()
@@ -84,10 +94,12 @@ def benchmark(*, precisions=PRECISIONS, rounds: int = 5, smoke: bool = False, lo
         for shape in shapes:
             conv, matmul, difference = gradient_functions(shape, precision)
             label = "x".join(map(str, shape))
-            macs = shape[0] * shape[1] * shape[2] * shape[3] * shape[4]
+            batch, height, width, channels_in, channels_out, stride = shape
+            macs = batch * -(-height // stride) * -(-width // stride) * channels_in * channels_out
+            steps = 1 if smoke else max(3, round(3e9 / (2.0 * macs)))  # rounds of similar length: about 3 GFLOP
             configs += [
-                common.Config(f"conv {precision} {label}", conv, items=2.0 * macs, steps=3),
-                common.Config(f"matmul {precision} {label}", matmul, items=2.0 * macs, steps=3),
+                common.Config(f"conv {precision} {label}", conv, items=2.0 * macs, steps=steps),
+                common.Config(f"matmul {precision} {label}", matmul, items=2.0 * macs, steps=steps),
             ]
             meta.append((precision, shape, label, difference))
     timings = common.measure(configs, rounds=rounds, log=log)
@@ -99,6 +111,7 @@ def benchmark(*, precisions=PRECISIONS, rounds: int = 5, smoke: bool = False, lo
             [
                 "x".join(map(str, shape[:3])),
                 f"{shape[3]} -> {shape[4]}",
+                str(shape[5]),
                 precision,
                 common.fmt(conv.median / 1e9),
                 common.fmt(matmul.median / 1e9),
@@ -108,8 +121,9 @@ def benchmark(*, precisions=PRECISIONS, rounds: int = 5, smoke: bool = False, lo
             ]
         )
     headers = [
-        "batch x h x w",
+        "input batch x h x w",
         "channels",
+        "stride",
         "precision",
         "conv GFLOP/s",
         "matmul GFLOP/s",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -59,16 +60,26 @@ def benchmark(model: str, precision: str, *, repeats: int = 2, rounds: int = 3, 
         raise ValueError(f"`precision` must be one of {', '.join(train.PRECISIONS)}. Received: precision={precision!r}")
     if common.optional_torch() is None:
         raise ValueError("`benchmarks.isolated` compares with PyTorch, which is not installed (pip install torch)")
+    for name, value in (("repeats", repeats), ("rounds", rounds), ("steps", steps)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     repeats, rounds, steps = (1, 1, 1) if smoke else (repeats, rounds, steps)
     load_before = common.load_average()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `benchmarks` imports from
     rates: dict[str, list[float]] = {name: [] for name in FRAMEWORKS}
-    for _ in range(repeats):
-        for framework in FRAMEWORKS:
+    for repeat in range(repeats):
+        for framework in FRAMEWORKS if repeat % 2 == 0 else FRAMEWORKS[::-1]:  # ours first, then torch first, ...
             command = [sys.executable, "-m", "benchmarks.isolated", "--child", framework, "--model", model]
             command += ["--precision", precision, "--rounds", str(rounds), "--steps", str(steps)]
             command += ["--smoke"] if smoke else []
-            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            rates[framework] += json.loads(out.strip().splitlines()[-1])
+            try:
+                out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=root, timeout=1800)
+            except subprocess.CalledProcessError as error:
+                tail = "\n".join(error.stderr.strip().splitlines()[-5:])
+                raise ValueError(f"The {framework} child failed (exit status {error.returncode}):\n{tail}") from None
+            except subprocess.TimeoutExpired:
+                raise ValueError(f"The {framework} child ran past 1,800 s and was stopped") from None
+            rates[framework] += json.loads(out.stdout.strip().splitlines()[-1])
     ours, torch = (statistics.median(rates[name]) for name in FRAMEWORKS)
     rows = [
         [
@@ -94,8 +105,9 @@ def benchmark(model: str, precision: str, *, repeats: int = 2, rounds: int = 3, 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     header = (
         f"### {title}\n\n{stamp}. {common.machine_line()}.\n"
-        f"Medians over {repeats} processes per framework, alternating, each timing {rounds} rounds of {steps} steps "
-        f"after 2 of warm-up; load average before {load_before}, after {common.load_average()}.\n"
+        f"Medians of all rounds of {repeats} processes per framework, alternating (the first of each pair swapping), "
+        f"each timing {rounds} rounds of {steps} steps after 2 of warm-up; load average before {load_before}, "
+        f"after {common.load_average()}.\n"
     )
     return header + "\n" + common.markdown_table(headers, rows) + "\n"
 

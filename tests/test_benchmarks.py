@@ -137,12 +137,20 @@ def test_conv_gradient_benchmark_smoke(capsys):
 
     report = conv_gradient.benchmark(smoke=True)
     headers, rows = common.parse_markdown_table(report.split("\n\n", 2)[2])
-    assert headers[2:7] == ["precision", "conv GFLOP/s", "matmul GFLOP/s", "matmul / conv", "largest difference"]
-    assert [row[2] for row in rows] == ["bfloat16", "float32"]
-    assert all(numeric(row[3]) > 0 and numeric(row[4]) > 0 for row in rows)
-    assert float(rows[1][6]) < 1e-5  # float32: the same gradient, summed in another order
+    assert headers[2:8] == [
+        "stride",
+        "precision",
+        "conv GFLOP/s",
+        "matmul GFLOP/s",
+        "matmul / conv",
+        "largest difference",
+    ]
+    assert [row[2:4] for row in rows] == [["1", "bfloat16"], ["2", "bfloat16"], ["1", "float32"], ["2", "float32"]]
+    assert all(numeric(row[4]) > 0 and numeric(row[5]) > 0 for row in rows)
+    assert all(float(row[7]) < 2**-7 for row in rows[:2])  # bfloat16: within a rounding of the result
+    assert all(float(row[7]) < 1e-5 for row in rows[2:])  # float32: the same gradient, summed in another order
     assert conv_gradient.main(["--precisions", "float16", "--smoke"]) == 2
-    assert "Received: precision='float16'" in capsys.readouterr().err
+    assert "Received: precisions=('float16',)" in capsys.readouterr().err
 
 
 @pytest.mark.xdist_group("benchmarks")
@@ -260,7 +268,8 @@ def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
 
 
 def _conv_step(layer, x, weights):
-    """The layer's output, input gradient and kernel and bias gradients in one training call, traced as `fit` does."""
+    """The layer's output, input gradient and kernel and bias gradients in one training call, traced as `fit` does,
+    and the op types of the traced graph."""
 
     @tf.function
     def step(x):
@@ -270,24 +279,29 @@ def _conv_step(layer, x, weights):
             total = tf.reduce_sum(tf.cast(y, "float32") * weights)
         return (y, *tape.gradient(total, [x, layer.kernel, layer.bias]))
 
-    return [tf.cast(t, "float64").numpy() for t in step(x)]
+    return [tf.cast(t, "float64").numpy() for t in step(x)], _op_types(step, x)
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-@pytest.mark.parametrize("strides, padding, size", [(1, "same", 7), (2, "same", 7), (2, "valid", 8), (3, "same", 10)])
+@pytest.mark.parametrize(
+    "strides, padding, size",
+    [(1, "same", (7, 7)), (2, "same", (7, 5)), (2, "valid", (8, 8)), (3, "same", (10, 10)), ((2, 1), "same", (7, 5))],
+)
 def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monkeypatch, policy, strides, padding, size):
+    rows, cols = (strides, strides) if isinstance(strides, int) else strides
     rng = np.random.RandomState(4)
-    x = tf.constant(rng.randn(3, size, size, 5).astype("float32"))
+    x = tf.constant(rng.randn(3, *size, 5).astype("float32"))
     kernel, bias = rng.randn(1, 1, 5, 6).astype("float32"), rng.randn(6).astype("float32")
-    out = -(-size // strides)
-    weights = tf.constant(rng.randn(3, out, out, 6).astype("float32"))
-    results = {}
+    weights = tf.constant(rng.randn(3, -(-size[0] // rows), -(-size[1] // cols), 6).astype("float32"))
+    results, graphs = {}, {}
     for mode in (False, True):
         monkeypatch.setattr(Conv2D, "matmul_weight_gradient", mode)
         layer = Conv2D(6, 1, strides=strides, padding=padding, dtype=policy)
-        layer.build((None, size, size, 5))
+        layer.build((None, *size, 5))
         layer.set_weights([kernel, bias])
-        results[mode] = _conv_step(layer, x, weights)
+        results[mode], graphs[mode] = _conv_step(layer, x, weights)
+    assert graphs[False].count("Conv2DBackpropFilter") == 1 and "MatMul" not in graphs[False]
+    assert "Conv2DBackpropFilter" not in graphs[True] and graphs[True].count("MatMul") == 1  # the matmul path ran
     (y0, dx0, dw0, db0), (y1, dx1, dw1, db1) = results[False], results[True]
     np.testing.assert_array_equal(y1, y0)  # the forward pass and the input gradient are TensorFlow's own
     np.testing.assert_array_equal(dx1, dx0)
@@ -297,7 +311,7 @@ def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monke
     tolerance = 2**-8 if low else 1e-6  # one rounding of a bfloat16 result; float32 sums in another order
     dy = rounded(weights)  # the output gradient
     # the kernel gradient: the inputs at the strided pixels times the output gradient, over batch and pixels
-    reference = np.einsum("nhwc,nhwo->co", rounded(x)[:, ::strides, ::strides, :], dy)[None, None]
+    reference = np.einsum("nhwc,nhwo->co", rounded(x)[:, ::rows, ::cols, :], dy)[None, None]
     assert np.abs(dw1 - reference).max() <= tolerance * np.abs(reference).max()
     assert np.abs(dw0 - reference).max() <= tolerance * np.abs(reference).max()
     # the bias gradient, summed in float32 and rounded once
@@ -305,6 +319,19 @@ def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monke
     assert np.abs(db1 - bias_reference).max() <= tolerance * np.abs(bias_reference).max()
     if not low:
         np.testing.assert_allclose(db1, db0, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_pointwise_matmul_bias_gradient_sums_in_float32(monkeypatch, policy):
+    """4,096 ones sum to 4,096 (a bfloat16 sum in bfloat16 stalls at 256); 4,096 is exact in bfloat16."""
+    monkeypatch.setattr(Conv2D, "matmul_weight_gradient", True)
+    layer = Conv2D(3, 1, dtype=policy)
+    layer.build((None, 64, 64, 2))
+    x = tf.ones((1, 64, 64, 2))
+    (_, _, dw, db), graph = _conv_step(layer, x, tf.ones((1, 64, 64, 3)))
+    assert "MatMul" in graph
+    np.testing.assert_array_equal(db, [4096.0] * 3)
+    np.testing.assert_array_equal(dw, np.full((1, 1, 2, 3), 4096.0))
 
 
 def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_faster(monkeypatch):
@@ -318,13 +345,33 @@ def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_f
     assert not uses(policy="float32")  # measured at parity in float32
     assert not uses(training=False) and not uses(training=None)  # inference and export graphs stay Keras's
     assert not uses(kernel_size=3) and not uses(dilation_rate=2) and not uses(data_format="channels_first")
+    assert not uses(strides=2)  # the slice at the strided pixels costs more than the matmul saves
     monkeypatch.setattr(convnet_layers, "_matmul_weight_gradient_pays", lambda: False)  # no AMX, or a GPU
     assert not uses()
     monkeypatch.setattr(Conv2D, "matmul_weight_gradient", True)
-    assert uses() and uses(policy="float32") and not uses(kernel_size=3)
+    assert uses() and uses(policy="float32") and uses(strides=2) and not uses(kernel_size=3)
     monkeypatch.setattr(Conv2D, "matmul_weight_gradient", False)
     monkeypatch.setattr(convnet_layers, "_matmul_weight_gradient_pays", lambda: True)
     assert not uses()
+    layer = Conv2D(4, 1, dtype="mixed_bfloat16")
+    layer.matmul_weight_gradient = "auto"  # one layer's own setting
+    assert layer._uses_matmul_gradient(True)
+    for wrong in ("true", 1, 0, None):
+        layer.matmul_weight_gradient = wrong
+        with pytest.raises(ValueError, match=f"'auto', True or False. Received: matmul_weight_gradient={wrong!r}"):
+            layer._uses_matmul_gradient(True)
+
+
+def test_the_matmul_weight_gradient_pays_on_amx_without_a_gpu(monkeypatch):
+    pays = convnet_layers._matmul_weight_gradient_pays.__wrapped__  # uncached
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(convnet_layers, "cpu_flags", lambda: {"avx512f", "avx512_bf16", "amx_bf16"})
+    assert pays()
+    monkeypatch.setattr(convnet_layers, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})  # AVX512-BF16, no AMX
+    assert not pays()
+    monkeypatch.setattr(convnet_layers, "cpu_flags", lambda: {"amx_bf16"})
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert not pays()
 
 
 def _op_types(function, *args) -> list[str]:

@@ -201,7 +201,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 @functools.cache
 def _matmul_weight_gradient_pays() -> bool:
-    """Where the 1x1 weight gradient as a matmul was measured faster: bfloat16 on a CPU with AMX and no GPU."""
+    """Where the 1x1 weight gradient as a matmul was measured faster (at stride 1, in bfloat16): a CPU with AMX and no
+    GPU."""
     import tensorflow as tf
 
     return "amx_bf16" in cpu_flags() and not tf.config.list_physical_devices("GPU")
@@ -211,8 +212,8 @@ def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
     """`conv(inputs, kernel)` (a 1x1 convolution, channels last), plus `bias` unless it is None, whose kernel
     gradient is one matmul of the (subsampled) inputs and the output gradient flattened over batch and pixels: the
     same sum as TensorFlow's `Conv2DBackpropFilter`, in another order. The input gradient is TensorFlow's own
-    (`Conv2DBackpropInput`); the bias gradient sums the output gradient in float32, then rounds once (TensorFlow's
-    `BiasAddGrad` on its own sums bfloat16 gradients in bfloat16, a coarser sum)."""
+    (`Conv2DBackpropInput`); the bias gradient sums the output gradient in float32, then rounds once. (TensorFlow's
+    `BiasAddGrad` sums a bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256.)"""
     import tensorflow as tf
 
     rows, cols = strides
@@ -249,19 +250,28 @@ class Conv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose 1x1 kernels get their training gradient from one matmul where that is faster.
 
     A 1x1 convolution's kernel gradient is a matrix product: the inputs (at the strided pixels) flattened to rows,
-    transposed, times the output gradient flattened the same way. On a CPU with AMX (Intel Sapphire Rapids and
-    later), TensorFlow's oneDNN `Conv2DBackpropFilter` computes it 2-4x slower than its bfloat16 matmul (ResNet-50's
-    1x1 shapes, benchmarks/RESULTS.md); elsewhere the two were measured at parity, and the layer is Keras's. Only
-    the training gradient changes: the forward pass, the input gradient, the weights, the config and every
-    inference or exported graph are `keras.layers.Conv2D`'s. `matmul_weight_gradient` (class attribute): "auto"
-    (bfloat16 compute on a CPU with AMX and no GPU), True (every eligible layer: 1x1, channels last, no
+    transposed, times the output gradient flattened the same way. In bfloat16 on a CPU with AMX (Intel Sapphire
+    Rapids and later), TensorFlow's oneDNN `Conv2DBackpropFilter` computes it 1.5-3x slower than its matmul on
+    ResNet-50's stride-1 1x1 shapes (`python -m benchmarks.conv_gradient`, benchmarks/RESULTS.md). Strided, the
+    slice of the inputs at the pixels read costs more than it saves on the larger maps (0.24-0.70x at 56x56 and
+    28x28); in float32 the two were 0.66-1.24x, no faster overall; bfloat16 without AMX and GPUs were not measured.
+    There, the layer is Keras's.
+    Only the training gradient changes: the forward pass, the input gradient, the weights, the config and every
+    inference or exported graph are `keras.layers.Conv2D`'s.
+
+    `matmul_weight_gradient` (a class attribute, or set on one layer): "auto" (the matmul for stride 1, in bfloat16,
+    on a CPU with AMX and no GPU), True (the matmul for every eligible layer, strided too: 1x1, channels last, no
     dilation, groups or LoRA, TensorFlow backend) or False (never).
     """
 
     matmul_weight_gradient = "auto"
 
     def _uses_matmul_gradient(self, training) -> bool:
-        mode = type(self).matmul_weight_gradient
+        mode = self.matmul_weight_gradient
+        if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
+            raise ValueError(
+                f"`matmul_weight_gradient` must be 'auto', True or False. Received: matmul_weight_gradient={mode!r}"
+            )
         if not training or mode is False or keras.backend.backend() != "tensorflow":
             return False
         if tuple(self.kernel_size) != (1, 1) or tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
@@ -270,7 +280,9 @@ class Conv2D(keras.layers.Conv2D):
             return False
         if mode is True:
             return True
-        return keras.backend.standardize_dtype(self.compute_dtype) == "bfloat16" and _matmul_weight_gradient_pays()
+        if tuple(self.strides) != (1, 1) or keras.backend.standardize_dtype(self.compute_dtype) != "bfloat16":
+            return False
+        return _matmul_weight_gradient_pays()
 
     def call(self, inputs, training=None):
         if not self._uses_matmul_gradient(training):
