@@ -213,7 +213,8 @@ def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
     gradient is one matmul of the (subsampled) inputs and the output gradient flattened over batch and pixels: the
     same sum as TensorFlow's `Conv2DBackpropFilter`, in another order. The input gradient is TensorFlow's own
     (`Conv2DBackpropInput`); the bias gradient sums the output gradient in float32, then rounds once. (TensorFlow's
-    `BiasAddGrad` sums a bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256.)"""
+    `BiasAddGrad` sums a bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256, as Keras's own layers
+    give them in mixed_bfloat16 here.)"""
     import tensorflow as tf
 
     rows, cols = strides
@@ -250,12 +251,13 @@ class Conv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose 1x1 kernels get their training gradient from one matmul where that is faster.
 
     A 1x1 convolution's kernel gradient is a matrix product: the inputs (at the strided pixels) flattened to rows,
-    transposed, times the output gradient flattened the same way. In bfloat16 on a CPU with AMX (Intel Sapphire
-    Rapids and later), TensorFlow's oneDNN `Conv2DBackpropFilter` computes it 1.5-3x slower than its matmul on
-    ResNet-50's stride-1 1x1 shapes (`python -m benchmarks.conv_gradient`, benchmarks/RESULTS.md). Strided, the
-    slice of the inputs at the pixels read costs more than it saves on the larger maps (0.24-0.70x at 56x56 and
-    28x28); in float32 the two were 0.66-1.24x, no faster overall; bfloat16 without AMX and GPUs were not measured.
-    There, the layer is Keras's.
+    transposed, times the output gradient flattened the same way. In bfloat16 on a CPU with AMX, TensorFlow's oneDNN
+    `Conv2DBackpropFilter` computed it 1.1-3.4x slower than its matmul on ResNet-50's stride-1 1x1 shapes (one
+    Intel Xeon, TensorFlow 2.21 with oneDNN 3.7.3: `python -m benchmarks.conv_gradient`, benchmarks/RESULTS.md).
+    Strided, with the slice of the inputs at the pixels read, the matmul was slower on the larger maps (0.24-0.70x
+    at 56x56 and 28x28), so "auto" leaves every strided layer to TensorFlow. In float32 the matmul was no faster
+    overall (0.66-1.24x at stride 1), and bfloat16 without AMX and GPUs were not measured: there, too, the layer
+    is Keras's.
     Only the training gradient changes: the forward pass, the input gradient, the weights, the config and every
     inference or exported graph are `keras.layers.Conv2D`'s.
 
