@@ -321,17 +321,27 @@ def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monke
         np.testing.assert_allclose(db1, db0, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("matmul", [False, True])
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_pointwise_matmul_bias_gradient_sums_in_float32(monkeypatch, policy):
-    """4,096 ones sum to 4,096 (a bfloat16 sum in bfloat16 stalls at 256); 4,096 is exact in bfloat16."""
-    monkeypatch.setattr(Conv2D, "matmul_weight_gradient", True)
-    layer = Conv2D(3, 1, dtype=policy)
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_bias_gradient_sums_in_float32(monkeypatch, policy, matmul, kernel_size):
+    """4,096 ones sum to 4,096, exact in bfloat16 (Keras's `BiasAddGrad`, summing bfloat16 in bfloat16, stalls at 256);
+    the output is Keras's layer's, bit for bit."""
+    monkeypatch.setattr(Conv2D, "matmul_weight_gradient", matmul)
+    layer = Conv2D(3, kernel_size, padding="same", dtype=policy)
     layer.build((None, 64, 64, 2))
+    reference = keras.layers.Conv2D(3, kernel_size, padding="same", dtype=policy)
+    reference.build((None, 64, 64, 2))
+    reference.set_weights(layer.get_weights())
     x = tf.ones((1, 64, 64, 2))
-    (_, _, dw, db), graph = _conv_step(layer, x, tf.ones((1, 64, 64, 3)))
-    assert "MatMul" in graph
+    (y, _, dw, db), graph = _conv_step(layer, x, tf.ones((1, 64, 64, 3)))
+    np.testing.assert_array_equal(y, tf.cast(reference(x, training=True), "float64").numpy())
+    assert ("MatMul" in graph) == (matmul and kernel_size == 1)
     np.testing.assert_array_equal(db, [4096.0] * 3)
-    np.testing.assert_array_equal(dw, np.full((1, 1, 2, 3), 4096.0))
+    if kernel_size == 1:
+        np.testing.assert_array_equal(dw, np.full((1, 1, 2, 3), 4096.0))
+    assert layer._sums_bias_in_float32(True) == (policy == "mixed_bfloat16")
+    assert not layer._sums_bias_in_float32(False) and not layer._sums_bias_in_float32(None)
 
 
 def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_faster(monkeypatch):

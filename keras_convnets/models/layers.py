@@ -246,6 +246,25 @@ def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
     return forward(inputs, kernel) if bias is None else forward(inputs, kernel, bias)
 
 
+def _add_bias(outputs, bias, data_format: str):
+    """`outputs + bias` as `keras.layers.Conv2D` adds it, whose bias gradient sums the output gradient in float32 and
+    rounds once (its input gradient is the output gradient, as for any addition)."""
+    import tensorflow as tf
+
+    channels_last = data_format == "channels_last"
+    shape = (1, 1, 1, -1) if channels_last else (1, -1, 1, 1)
+    axes = [0, 1, 2] if channels_last else [0, 2, 3]
+
+    @tf.custom_gradient
+    def add(y, b):
+        def gradient(dy):
+            return dy, tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes), b.dtype)
+
+        return ops.add(y, ops.reshape(b, shape)), gradient
+
+    return add(outputs, bias)
+
+
 @keras.saving.register_keras_serializable(package="keras_convnets")
 class Conv2D(keras.layers.Conv2D):
     """`keras.layers.Conv2D` whose 1x1 kernels get their training gradient from one matmul where that is faster.
@@ -260,6 +279,9 @@ class Conv2D(keras.layers.Conv2D):
     is Keras's.
     Only the training gradient changes: the forward pass, the input gradient, the weights, the config and every
     inference or exported graph are `keras.layers.Conv2D`'s.
+
+    In 16-bit training (bfloat16 or float16 compute, TensorFlow), a bias's gradient is summed in float32 and rounded
+    once, whatever the kernel: Keras's `BiasAddGrad` sums it in bfloat16, which stalls (4,096 ones sum to 256).
 
     `matmul_weight_gradient` (a class attribute, or set on one layer): "auto" (the matmul for stride 1, in bfloat16,
     on a CPU with AMX and no GPU), True (the matmul for every eligible layer, strided too: 1x1, channels last, no
@@ -286,9 +308,26 @@ class Conv2D(keras.layers.Conv2D):
             return False
         return _matmul_weight_gradient_pays()
 
+    def _sums_bias_in_float32(self, training) -> bool:
+        """A biased layer's training gradient in 16-bit compute on TensorFlow: Keras's `BiasAddGrad` would sum it in
+        bfloat16 (4,096 ones sum to 256)."""
+        return bool(
+            training
+            and self.use_bias
+            and keras.backend.backend() == "tensorflow"
+            and keras.backend.standardize_dtype(self.compute_dtype) in ("bfloat16", "float16")
+            and not self.lora_enabled
+            and not getattr(self, "quantization_mode", None)
+        )
+
     def call(self, inputs, training=None):
         if not self._uses_matmul_gradient(training):
-            return super().call(inputs)
+            if not self._sums_bias_in_float32(training):
+                return super().call(inputs)
+            outputs = _add_bias(
+                self.convolution_op(inputs, self.kernel), ops.cast(self.bias, self.compute_dtype), self.data_format
+            )
+            return self.activation(outputs) if self.activation is not None else outputs
         kernel = ops.cast(self.kernel, self.compute_dtype)
         bias = ops.cast(self.bias, self.compute_dtype) if self.use_bias else None
         outputs = _pointwise_conv(inputs, kernel, bias, tuple(self.strides), self.convolution_op)

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from keras_convnets.models import common
-from keras_convnets.models.layers import FusedBatchNormalization
+from keras_convnets.models.layers import Conv2D, FusedBatchNormalization
 from keras_convnets.models.registry import register_model
 
 __all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "VGG_CONFIGS"]
@@ -80,7 +80,7 @@ def VGG(
             block, conv = block + 1, 1
             continue
         prefix = f"block{block}_conv{conv}"
-        x = layers.Conv2D(
+        x = Conv2D(
             item,
             3,
             padding="same",
