@@ -280,8 +280,8 @@ class Conv2D(keras.layers.Conv2D):
     Only the training gradient changes: the forward pass, the input gradient, the weights, the config and every
     inference or exported graph are `keras.layers.Conv2D`'s.
 
-    In 16-bit training (bfloat16 or float16 compute, TensorFlow), a bias's gradient is summed in float32 and rounded
-    once, whatever the kernel: Keras's `BiasAddGrad` sums it in bfloat16, which stalls (4,096 ones sum to 256).
+    In bfloat16 training (TensorFlow), a bias's gradient is summed in float32 and rounded once, whatever the kernel:
+    Keras's `BiasAddGrad` sums it in bfloat16, which stalls (4,096 ones sum to 256).
 
     `matmul_weight_gradient` (a class attribute, or set on one layer): "auto" (the matmul for stride 1, in bfloat16,
     on a CPU with AMX and no GPU), True (the matmul for every eligible layer, strided too: 1x1, channels last, no
@@ -309,13 +309,13 @@ class Conv2D(keras.layers.Conv2D):
         return _matmul_weight_gradient_pays()
 
     def _sums_bias_in_float32(self, training) -> bool:
-        """A biased layer's training gradient in 16-bit compute on TensorFlow: Keras's `BiasAddGrad` would sum it in
-        bfloat16 (4,096 ones sum to 256)."""
+        """A biased layer's training gradient in bfloat16 on TensorFlow: Keras's `BiasAddGrad` would sum it in bfloat16
+        (4,096 ones sum to 256). float16 (GPUs) was not measured and keeps Keras's path."""
         return bool(
             training
             and self.use_bias
             and keras.backend.backend() == "tensorflow"
-            and keras.backend.standardize_dtype(self.compute_dtype) in ("bfloat16", "float16")
+            and keras.backend.standardize_dtype(self.compute_dtype) == "bfloat16"
             and not self.lora_enabled
             and not getattr(self, "quantization_mode", None)
         )
