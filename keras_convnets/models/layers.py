@@ -208,20 +208,17 @@ def _matmul_weight_gradient_pays() -> bool:
     return "amx_bf16" in cpu_flags() and not tf.config.list_physical_devices("GPU")
 
 
-def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
-    """`conv(inputs, kernel)` (a 1x1 convolution, channels last), plus `bias` unless it is None, whose kernel
-    gradient is one matmul of the (subsampled) inputs and the output gradient flattened over batch and pixels: the
-    same sum as TensorFlow's `Conv2DBackpropFilter`, in another order. The input gradient is TensorFlow's own
-    (`Conv2DBackpropInput`); the bias gradient sums the output gradient in float32, then rounds once. (TensorFlow's
-    `BiasAddGrad` sums a bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256, as Keras's own layers
-    give them in mixed_bfloat16 here.)"""
+def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
+    """`conv(inputs, kernel)` (a 1x1 convolution, channels last) whose kernel gradient is one matmul of the
+    (subsampled) inputs and the output gradient flattened over batch and pixels: the same sum as TensorFlow's
+    `Conv2DBackpropFilter`, in another order. The input gradient is TensorFlow's own (`Conv2DBackpropInput`)."""
     import tensorflow as tf
 
     rows, cols = strides
     channels_in, channels_out = kernel.shape[2], kernel.shape[3]
 
     @tf.custom_gradient
-    def forward(x, w, *b):
+    def forward(x, w):
         def gradient(dy):
             dx = tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=tf.shape(x),
@@ -233,22 +230,18 @@ def _pointwise_conv(inputs, kernel, bias, strides: tuple[int, int], conv):
             )
             kept = x if (rows, cols) == (1, 1) else x[:, ::rows, ::cols, :]  # the pixels the kernel reads
             dw = tf.matmul(tf.reshape(kept, [-1, channels_in]), tf.reshape(dy, [-1, channels_out]), transpose_a=True)
-            grads = [dx, tf.reshape(dw, tf.shape(w))]
-            if b:
-                grads.append(tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=[0, 1, 2]), b[0].dtype))
-            return grads
+            return dx, tf.reshape(dw, tf.shape(w))
 
-        y = conv(x, w)
-        if b:  # as keras.layers.Conv2D adds it
-            y = ops.add(y, ops.reshape(b[0], (1, 1, 1, channels_out)))
-        return y, gradient
+        return conv(x, w), gradient
 
-    return forward(inputs, kernel) if bias is None else forward(inputs, kernel, bias)
+    return forward(inputs, kernel)
 
 
 def _add_bias(outputs, bias, data_format: str):
     """`outputs + bias` as `keras.layers.Conv2D` adds it, whose bias gradient sums the output gradient in float32 and
-    rounds once (its input gradient is the output gradient, as for any addition)."""
+    rounds once (its input gradient is the output gradient, as for any addition). TensorFlow's `BiasAddGrad` sums a
+    bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256, as Keras's own layers give them in
+    mixed_bfloat16 here."""
     import tensorflow as tf
 
     channels_last = data_format == "channels_last"
@@ -290,17 +283,27 @@ class Conv2D(keras.layers.Conv2D):
 
     matmul_weight_gradient = "auto"
 
+    def _custom_gradient_allowed(self, training) -> bool:
+        """Whether this call may take either custom training gradient: training, on TensorFlow, without LoRA or
+        quantization."""
+        return bool(
+            training
+            and keras.backend.backend() == "tensorflow"
+            and not self.lora_enabled
+            and not getattr(self, "quantization_mode", None)
+        )
+
     def _uses_matmul_gradient(self, training) -> bool:
         mode = self.matmul_weight_gradient
         if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
             raise ValueError(
                 f"`matmul_weight_gradient` must be 'auto', True or False. Received: matmul_weight_gradient={mode!r}"
             )
-        if not training or mode is False or keras.backend.backend() != "tensorflow":
+        if mode is False or not self._custom_gradient_allowed(training):
             return False
         if tuple(self.kernel_size) != (1, 1) or tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
             return False
-        if self.data_format != "channels_last" or self.lora_enabled or getattr(self, "quantization_mode", None):
+        if self.data_format != "channels_last":
             return False
         if mode is True:
             return True
@@ -311,26 +314,21 @@ class Conv2D(keras.layers.Conv2D):
     def _sums_bias_in_float32(self, training) -> bool:
         """A biased layer's training gradient in bfloat16 on TensorFlow: Keras's `BiasAddGrad` would sum it in bfloat16
         (4,096 ones sum to 256). float16 (GPUs) was not measured and keeps Keras's path."""
-        return bool(
-            training
-            and self.use_bias
-            and keras.backend.backend() == "tensorflow"
+        return (
+            self.use_bias
             and keras.backend.standardize_dtype(self.compute_dtype) == "bfloat16"
-            and not self.lora_enabled
-            and not getattr(self, "quantization_mode", None)
+            and self._custom_gradient_allowed(training)
         )
 
     def call(self, inputs, training=None):
-        if not self._uses_matmul_gradient(training):
-            if not self._sums_bias_in_float32(training):
-                return super().call(inputs)
-            outputs = _add_bias(
-                self.convolution_op(inputs, self.kernel), ops.cast(self.bias, self.compute_dtype), self.data_format
-            )
-            return self.activation(outputs) if self.activation is not None else outputs
-        kernel = ops.cast(self.kernel, self.compute_dtype)
-        bias = ops.cast(self.bias, self.compute_dtype) if self.use_bias else None
-        outputs = _pointwise_conv(inputs, kernel, bias, tuple(self.strides), self.convolution_op)
-        if self.activation is not None:
-            return self.activation(outputs)
-        return outputs
+        matmul = self._uses_matmul_gradient(training)
+        if not (matmul or self._sums_bias_in_float32(training)):
+            return super().call(inputs)
+        if matmul:
+            kernel = ops.cast(self.kernel, self.compute_dtype)
+            outputs = _pointwise_conv(inputs, kernel, tuple(self.strides), self.convolution_op)
+        else:
+            outputs = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:  # the bias gradient summed in float32 (bfloat16, or beside the matmul)
+            outputs = _add_bias(outputs, ops.cast(self.bias, self.compute_dtype), self.data_format)
+        return self.activation(outputs) if self.activation is not None else outputs
