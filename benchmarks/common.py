@@ -166,6 +166,18 @@ def set_torch_threads(torch, threads: int | None = None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def print_report(make_report: Callable[[], str]) -> int:
+    """A command's ending: print what `make_report()` returns (exit status 0), or its ValueError as one `error:`
+    line on stderr (exit status 2), not a traceback."""
+    try:
+        report = make_report()
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
 def fmt(value: float | None, digits: int = 3) -> str:
     """A number for a table: `digits` significant digits, '-' for a missing value."""
     if value is None or value != value:  # None or NaN

@@ -148,19 +148,17 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="TensorFlow threads (default: all CPUs)")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes, one round: checks that it runs")
     args = parser.parse_args(argv)
-    try:
+
+    def report() -> str:
         common.set_threads(args.threads)
-        report = benchmark(
+        return benchmark(
             precisions=tuple(p for p in args.precisions.split(",") if p),
             rounds=args.rounds,
             smoke=args.smoke,
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+
+    return common.print_report(report)
 
 
 if __name__ == "__main__":

@@ -126,21 +126,17 @@ def main(argv=None) -> int:
         if getattr(args, name) < 1:
             print(f"error: --{name} must be at least 1. Received: {getattr(args, name)}", file=sys.stderr)
             return 2
-    try:
-        if args.child:
-            rates = child(
-                args.child, args.model, args.precision, rounds=args.rounds, steps=args.steps, smoke=args.smoke
+    if args.child:  # one framework's rates, as the parent reads them
+        return common.print_report(
+            lambda: json.dumps(
+                child(args.child, args.model, args.precision, rounds=args.rounds, steps=args.steps, smoke=args.smoke)
             )
-            print(json.dumps(rates))
-            return 0
-        report = benchmark(
+        )
+    return common.print_report(
+        lambda: benchmark(
             args.model, args.precision, repeats=args.repeats, rounds=args.rounds, steps=args.steps, smoke=args.smoke
         )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(report)
-    return 0
+    )
 
 
 if __name__ == "__main__":
