@@ -30,3 +30,4 @@ bench-smoke:
 	$(PYTHON) -m benchmarks.infer --smoke --model resnet20
 	$(PYTHON) -m benchmarks.data --smoke --cases cifar
 	$(PYTHON) -m benchmarks.conv_gradient --smoke
+	$(PYTHON) -m benchmarks.bias_gradient --sizes 4,1024

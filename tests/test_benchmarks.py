@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from benchmarks import common
 from keras_convnets.models import layers as convnet_layers
-from keras_convnets.models.layers import Conv2D, FusedBatchNormalization, IdentityShortcut
+from keras_convnets.models.layers import Conv2D, Dense, FusedBatchNormalization, IdentityShortcut
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -129,6 +129,25 @@ def test_data_benchmark_smoke():
     assert headers[0] == "recipe" and len(rows) == 1
     assert rows[0][:2] == ["cifar", "crop_flip"]
     assert numeric(rows[0][4]) > 0 and numeric(rows[0][5]) > 0 and rows[0][7].endswith("%")
+
+
+@pytest.mark.xdist_group("benchmarks")
+def test_bias_gradient_benchmark(capsys):
+    """Our layers' bias gradient of 1,024 ones is 1,024 (Keras's stalls at 256 with this TensorFlow, not asserted:
+    that is TensorFlow's), and of normal gradients within one bfloat16 rounding (2^-8 of the largest entry)."""
+    from benchmarks import bias_gradient
+
+    headers, rows = common.parse_markdown_table(bias_gradient.benchmark((4, 1024)).split("\n\n", 2)[2])
+    assert headers[:4] == ["layer", "entries summed", "ones: Keras", "ones: ours"]
+    assert [row[:2] for row in rows] == [
+        [name, size] for name in ("Conv2D 1x1", "Conv2D 3x3", "Dense") for size in ("4", "1,024")
+    ]
+    assert [row[3] for row in rows] == [row[1] for row in rows]
+    assert all(float(row[5].rstrip("%")) / 100 < 2**-8 for row in rows)
+    assert bias_gradient.main(["--sizes", "4,x"]) == 2
+    assert "Received: --sizes=4,x" in capsys.readouterr().err
+    assert bias_gradient.main(["--sizes", "0"]) == 2
+    assert "Received: sizes=(0,)" in capsys.readouterr().err
 
 
 @pytest.mark.xdist_group("benchmarks")
@@ -257,6 +276,7 @@ def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
     model = keras_convnets.get_model("resnet20", input_shape=(16, 16, 3), classes=3)
     assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization)
     assert isinstance(model.get_layer("conv1_conv"), Conv2D)
+    assert type(keras_convnets.get_model("vgg11", input_shape=(32, 32, 3), classes=3).get_layer("fc1")) is Dense
     x = np.random.RandomState(2).rand(2, 16, 16, 3).astype("float32") * 255
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(x, np.array([0, 2]), epochs=1, verbose=0)  # moving statistics move off their initial values
@@ -340,8 +360,40 @@ def test_bias_gradient_sums_in_float32(monkeypatch, policy, matmul, kernel_size)
     np.testing.assert_array_equal(db, [4096.0] * 3)
     if kernel_size == 1:
         np.testing.assert_array_equal(dw, np.full((1, 1, 2, 3), 4096.0))
-    assert layer._sums_bias_in_float32(True) == (policy == "mixed_bfloat16")
-    assert not layer._sums_bias_in_float32(False) and not layer._sums_bias_in_float32(None)
+    assert convnet_layers._sums_bias_in_float32(layer, True) == (policy == "mixed_bfloat16")
+    assert not convnet_layers._sums_bias_in_float32(layer, False)
+    assert not convnet_layers._sums_bias_in_float32(layer, None)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("shape", [(1024, 2), (4, 256, 2)])
+def test_dense_bias_gradient_sums_in_float32(policy, shape):
+    """A bias gradient over 1,024 rows of ones is 1,024, exact in bfloat16 (TensorFlow's bfloat16 sum of Keras's
+    broadcast addition stalls at 256), for 2-D and 3-D inputs; the output, the input gradient and the kernel gradient
+    are Keras's layer's, bit for bit."""
+    layer, reference = Dense(3, dtype=policy), keras.layers.Dense(3, dtype=policy)
+    for each in (layer, reference):
+        each.build((None, *shape[1:]))
+    reference.set_weights(layer.get_weights())
+    x = tf.ones(shape)
+
+    @tf.function
+    def step(dense, x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = dense(x, training=True)
+            total = tf.reduce_sum(tf.cast(y, "float32"))
+        return [tf.cast(t, "float64") for t in (y, *tape.gradient(total, [x, dense.kernel, dense.bias]))]
+
+    (y, dx, dw, db), (y_ref, dx_ref, dw_ref, _) = step(layer, x), step(reference, x)
+    np.testing.assert_array_equal(db, [1024.0] * 3)
+    for ours, keras_own in ((y, y_ref), (dx, dx_ref), (dw, dw_ref)):
+        np.testing.assert_array_equal(ours, keras_own)
+    assert convnet_layers._sums_bias_in_float32(layer, True) == (policy == "mixed_bfloat16")
+    assert not convnet_layers._sums_bias_in_float32(layer, False)
+    unbiased = Dense(3, use_bias=False, dtype=policy)
+    unbiased.build((None, 2))
+    assert not convnet_layers._sums_bias_in_float32(unbiased, True)
 
 
 def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_faster(monkeypatch):

@@ -58,7 +58,7 @@ from keras import layers
 
 from keras_convnets.models import common
 from keras_convnets.models.aux import check_aux_loss_weight
-from keras_convnets.models.layers import Conv2D, LocalResponseNormalization
+from keras_convnets.models.layers import Conv2D, Dense, LocalResponseNormalization
 from keras_convnets.models.registry import register_model
 from keras_convnets.utils.validation import check_int, check_number
 
@@ -230,7 +230,7 @@ def aux_head(x, name: str, *, classes: int, classifier_activation: Any, norm: st
         x = layers.AveragePooling2D(AUX_POOL, strides=AUX_STRIDE, name=f"{name}_pool")(x)
     x = conv_unit(x, 128, 1, name=f"{name}_1x1", norm=norm)
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Dense(1024, activation="relu", name=f"{name}_fc1")(x)
+    x = Dense(1024, activation="relu", name=f"{name}_fc1")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.Dense(classes, activation=classifier_activation, dtype=common.HEAD_DTYPE, name=name)(x)
 

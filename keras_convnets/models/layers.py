@@ -12,6 +12,7 @@ from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = [
     "Conv2D",
+    "Dense",
     "FusedBatchNormalization",
     "IdentityShortcut",
     "LocalResponseNormalization",
@@ -238,15 +239,17 @@ def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
 
 
 def _add_bias(outputs, bias, data_format: str):
-    """`outputs + bias` as `keras.layers.Conv2D` adds it, whose bias gradient sums the output gradient in float32 and
-    rounds once (its input gradient is the output gradient, as for any addition). TensorFlow's `BiasAddGrad` sums a
-    bfloat16 gradient in bfloat16, which stalls: 4,096 ones sum to 256, as Keras's own layers give them in
-    mixed_bfloat16 here."""
+    """`outputs + bias` (the bias along the channels axis: last, or second under "channels_first"), whose bias gradient
+    sums the output gradient in float32 and rounds once (its input gradient is the output gradient, as for any
+    addition). TensorFlow sums a bfloat16 bias gradient in bfloat16 (`BiasAddGrad`, and the broadcast sum of Keras's
+    `Dense`), which stalls: 4,096 ones sum to 256, as Keras's own `Conv2D` and `Dense` give them in mixed_bfloat16."""
     import tensorflow as tf
 
-    channels_last = data_format == "channels_last"
-    shape = (1, 1, 1, -1) if channels_last else (1, -1, 1, 1)
-    axes = [0, 1, 2] if channels_last else [0, 2, 3]
+    rank = len(outputs.shape)
+    if data_format == "channels_last":
+        shape, axes = (1,) * (rank - 1) + (-1,), list(range(rank - 1))
+    else:
+        shape, axes = (1, -1) + (1,) * (rank - 2), [0, *range(2, rank)]
 
     @tf.custom_gradient
     def add(y, b):
@@ -256,6 +259,44 @@ def _add_bias(outputs, bias, data_format: str):
         return ops.add(y, ops.reshape(b, shape)), gradient
 
     return add(outputs, bias)
+
+
+def _custom_gradient_allowed(layer, training) -> bool:
+    """Whether `layer`'s call may take a custom training gradient: training, on TensorFlow, without LoRA or
+    quantization."""
+    return bool(
+        training
+        and keras.backend.backend() == "tensorflow"
+        and not layer.lora_enabled
+        and not getattr(layer, "quantization_mode", None)
+    )
+
+
+def _sums_bias_in_float32(layer, training) -> bool:
+    """A biased layer's training call in bfloat16 on TensorFlow, where TensorFlow would sum the bias gradient in
+    bfloat16 (4,096 ones sum to 256). float16 (GPUs) was not measured and keeps Keras's path."""
+    return (
+        layer.use_bias
+        and keras.backend.standardize_dtype(layer.compute_dtype) == "bfloat16"
+        and _custom_gradient_allowed(layer, training)
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_convnets")
+class Dense(keras.layers.Dense):
+    """`keras.layers.Dense` whose bias gradient is summed in float32 in bfloat16 training (TensorFlow).
+
+    Keras adds the bias with a broadcast addition, whose gradient TensorFlow sums over the batch in bfloat16: the sum
+    stalls at 256 (a batch of 1,024 ones gives 256), and a batch of 1,024 normal gradients was 3% off. This layer
+    sums in float32 and rounds once. Everything else (the forward pass, the kernel and input gradients, the weights,
+    the config, inference and export) is Keras's.
+    """
+
+    def call(self, inputs, training=None):
+        if not _sums_bias_in_float32(self, training):
+            return super().call(inputs, training=training)
+        outputs = _add_bias(ops.matmul(inputs, self.kernel), ops.cast(self.bias, self.compute_dtype), "channels_last")
+        return self.activation(outputs) if self.activation is not None else outputs
 
 
 @keras.saving.register_keras_serializable(package="keras_convnets")
@@ -283,23 +324,13 @@ class Conv2D(keras.layers.Conv2D):
 
     matmul_weight_gradient = "auto"
 
-    def _custom_gradient_allowed(self, training) -> bool:
-        """Whether this call may take either custom training gradient: training, on TensorFlow, without LoRA or
-        quantization."""
-        return bool(
-            training
-            and keras.backend.backend() == "tensorflow"
-            and not self.lora_enabled
-            and not getattr(self, "quantization_mode", None)
-        )
-
     def _uses_matmul_gradient(self, training) -> bool:
         mode = self.matmul_weight_gradient
         if not (mode is True or mode is False or (isinstance(mode, str) and mode == "auto")):
             raise ValueError(
                 f"`matmul_weight_gradient` must be 'auto', True or False. Received: matmul_weight_gradient={mode!r}"
             )
-        if mode is False or not self._custom_gradient_allowed(training):
+        if mode is False or not _custom_gradient_allowed(self, training):
             return False
         if tuple(self.kernel_size) != (1, 1) or tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
             return False
@@ -311,18 +342,9 @@ class Conv2D(keras.layers.Conv2D):
             return False
         return _matmul_weight_gradient_pays()
 
-    def _sums_bias_in_float32(self, training) -> bool:
-        """A biased layer's training gradient in bfloat16 on TensorFlow: Keras's `BiasAddGrad` would sum it in bfloat16
-        (4,096 ones sum to 256). float16 (GPUs) was not measured and keeps Keras's path."""
-        return (
-            self.use_bias
-            and keras.backend.standardize_dtype(self.compute_dtype) == "bfloat16"
-            and self._custom_gradient_allowed(training)
-        )
-
     def call(self, inputs, training=None):
         matmul = self._uses_matmul_gradient(training)
-        if not (matmul or self._sums_bias_in_float32(training)):
+        if not (matmul or _sums_bias_in_float32(self, training)):
             return super().call(inputs)
         if matmul:
             kernel = ops.cast(self.kernel, self.compute_dtype)

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from keras_convnets.models import common
-from keras_convnets.models.layers import Conv2D, FusedBatchNormalization
+from keras_convnets.models.layers import Conv2D, Dense, FusedBatchNormalization
 from keras_convnets.models.registry import register_model
 
 __all__ = ["VGG", "VGG11", "VGG13", "VGG16", "VGG19", "VGG_CONFIGS"]
@@ -98,7 +98,7 @@ def VGG(
     if include_top:
         x = layers.Flatten(name="flatten")(x)
         for index in (1, 2):
-            x = layers.Dense(fc_units, activation="relu", kernel_regularizer=regularizer, name=f"fc{index}")(x)
+            x = Dense(fc_units, activation="relu", kernel_regularizer=regularizer, name=f"fc{index}")(x)
             if dropout:
                 x = layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
         x = layers.Dense(
