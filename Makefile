@@ -31,3 +31,4 @@ bench-smoke:
 	$(PYTHON) -m benchmarks.data --smoke --cases cifar
 	$(PYTHON) -m benchmarks.conv_gradient --smoke
 	$(PYTHON) -m benchmarks.bias_gradient --sizes 4,1024
+	$(PYTHON) -m benchmarks.bias_gradient --timing --smoke

@@ -60,6 +60,11 @@ def benchmark(model: str, precision: str, *, repeats: int = 2, rounds: int = 3, 
         raise ValueError(f"`precision` must be one of {', '.join(train.PRECISIONS)}. Received: precision={precision!r}")
     if common.optional_torch() is None:
         raise ValueError("`benchmarks.isolated` compares with PyTorch, which is not installed (pip install torch)")
+    twins = train.torch_models().MODELS
+    if model not in twins:
+        raise ValueError(
+            f"`model` must be one with a PyTorch twin to compare with: {', '.join(twins)}. Received: model={model!r}"
+        )
     for name, value in (("repeats", repeats), ("rounds", rounds), ("steps", steps)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")

@@ -44,6 +44,7 @@ WORKLOADS = {
     "resnet20": Workload("resnet20", 32, 128, 10),
     "resnet50": Workload("resnet50", 224, 32, 1000, applications=True),
     "googlenet": Workload("googlenet", 224, 32, 1000),
+    "vgg16": Workload("vgg16", 224, 8, 1000),  # no PyTorch twin: its columns are empty
 }
 # the trainer's batches for ResNet-20: the digits' suggestion (64) and the CIFAR recipe's (128, Fashion-MNIST)
 STEPS_PER_EXECUTION_WORKLOADS = {
@@ -54,6 +55,7 @@ SMOKE_WORKLOADS = {
     "resnet20": Workload("resnet20", 32, 4, 10),
     "resnet50": Workload("resnet50", 32, 2, 10, applications=True),
     "googlenet": Workload("googlenet", 79, 2, 10),
+    "vgg16": Workload("vgg16", 32, 2, 10),
 }
 
 
@@ -155,7 +157,7 @@ def before_speedups():
 
 # changes tried against our step, side by side (`--try`): each is a context manager in effect while the model is
 # built and its step traced; "xla" compiles the same step with `jit_compile=True`
-VARIANTS = ("channels_first", "conv_weight_gradient", "fused_sgd", "xla")
+VARIANTS = ("channels_first", "conv_weight_gradient", "fused_sgd", "keras_bias_gradient", "xla")
 
 
 def channels_first_trains() -> bool:
@@ -232,6 +234,21 @@ def conv_weight_gradient():
         Conv2D.matmul_weight_gradient = previous
 
 
+@contextlib.contextmanager
+def keras_bias_gradient():
+    """Our biased `Conv2D` and `Dense` layers with TensorFlow's own bias gradient (`BiasAddGrad`, and the broadcast
+    sum of Keras's `Dense`), summed in bfloat16, where bfloat16 training sums it in float32: the step before that
+    change (VGG; GoogLeNet's aux fc1)."""
+    from keras_convnets.models import layers
+
+    previous = layers._sums_bias_in_float32
+    layers._sums_bias_in_float32 = lambda layer, training: False
+    try:
+        yield
+    finally:
+        layers._sums_bias_in_float32 = previous
+
+
 def _variant(name: str | None):
     if name is None:
         return contextlib.nullcontext()
@@ -246,6 +263,7 @@ def _variant(name: str | None):
         "channels_first": channels_first,
         "conv_weight_gradient": conv_weight_gradient,
         "fused_sgd": fused_sgd,
+        "keras_bias_gradient": keras_bias_gradient,
         "xla": contextlib.nullcontext,
     }[name]()
 
@@ -381,10 +399,15 @@ def applications_resnet50(workload: Workload, policy: str):
     return keras_step(model, workload)
 
 
-def torch_step(workload: Workload, policy: str):
+def torch_models():
+    """`benchmarks.torch_models` (imports torch: only when torch is installed)."""
     from benchmarks import torch_models
 
-    step = torch_models.TrainStep(
+    return torch_models
+
+
+def torch_step(workload: Workload, policy: str):
+    step = torch_models().TrainStep(
         workload.model,
         batch=workload.batch,
         size=workload.size,
@@ -469,7 +492,7 @@ def benchmark(
                         entry["applications"], applications_resnet50(workload, precision), workload.batch, steps=n
                     )
                 )
-            if torch is not None:
+            if torch is not None and name in torch_models().MODELS:
                 entry["torch"] = f"torch {name} {precision}"
                 configs.append(common.Config(entry["torch"], torch_step(workload, precision), workload.batch, steps=n))
             rows_spec.append(entry)

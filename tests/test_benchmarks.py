@@ -100,6 +100,24 @@ def test_train_benchmark_smoke():
     assert "Training throughput" in report and "load average" in report
 
 
+def test_keras_bias_gradient_variant_restores_the_float32_sum():
+    """`--try keras_bias_gradient` is our step with TensorFlow's bfloat16 bias sum: inside it no layer takes the
+    float32 sum, and the traced gradient holds TensorFlow's `BiasAddGrad`; after it, the float32 sum is back."""
+    from benchmarks import train
+
+    layer = Conv2D(3, 3, dtype="mixed_bfloat16")
+    layer.build((None, 8, 8, 2))
+
+    def bias_gradient_ops():
+        step = tf.function(lambda x: tf.gradients(tf.reduce_sum(layer(x, training=True)), layer.bias))
+        return [op.type for op in step.get_concrete_function(tf.TensorSpec((1, 8, 8, 2))).graph.get_operations()]
+
+    assert convnet_layers._sums_bias_in_float32(layer, True) and "BiasAddGrad" not in bias_gradient_ops()
+    with train._variant("keras_bias_gradient"):
+        assert not convnet_layers._sums_bias_in_float32(layer, True) and "BiasAddGrad" in bias_gradient_ops()
+    assert convnet_layers._sums_bias_in_float32(layer, True) and "BiasAddGrad" not in bias_gradient_ops()
+
+
 def test_training_flops_is_three_forward_passes():
     import keras_convnets
     from benchmarks import train
@@ -134,7 +152,8 @@ def test_data_benchmark_smoke():
 @pytest.mark.xdist_group("benchmarks")
 def test_bias_gradient_benchmark(capsys):
     """Our layers' bias gradient of 1,024 ones is 1,024 (Keras's stalls at 256 with this TensorFlow, not asserted:
-    that is TensorFlow's), and of normal gradients within one bfloat16 rounding (2^-8 of the largest entry)."""
+    that is TensorFlow's), and of normal gradients (mean 0 and mean 1) within one bfloat16 rounding (2^-8 of the
+    largest entry)."""
     from benchmarks import bias_gradient
 
     headers, rows = common.parse_markdown_table(bias_gradient.benchmark((4, 1024)).split("\n\n", 2)[2])
@@ -143,11 +162,19 @@ def test_bias_gradient_benchmark(capsys):
         [name, size] for name in ("Conv2D 1x1", "Conv2D 3x3", "Dense") for size in ("4", "1,024")
     ]
     assert [row[3] for row in rows] == [row[1] for row in rows]
-    assert all(float(row[5].rstrip("%")) / 100 < 2**-8 for row in rows)
-    assert bias_gradient.main(["--sizes", "4,x"]) == 2
-    assert "Received: --sizes=4,x" in capsys.readouterr().err
-    assert bias_gradient.main(["--sizes", "0"]) == 2
-    assert "Received: sizes=(0,)" in capsys.readouterr().err
+    assert all(float(row[column].rstrip("%")) / 100 < 2**-8 for row in rows for column in (5, 7))
+    for bad in ("4,x", "0", "", str(2**21)):
+        assert bias_gradient.main(["--sizes", bad]) == 2
+        assert f"Received: --sizes={bad}\n" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"Received: sizes=\(True,\)"):
+        bias_gradient.benchmark((True,))
+    headers, rows = common.parse_markdown_table(bias_gradient.timing(smoke=True).split("\n\n", 2)[2])
+    assert headers[1:4] == ["BiasAddGrad GB/s", "cast and sum GB/s", "matmul GB/s"] and len(rows) == 1
+    assert all(numeric(cell) > 0 for cell in rows[0][1:4])
+    cast_error, matmul_error = (float(cell.rstrip("%")) / 100 for cell in rows[0][7:9])
+    assert cast_error < 2**-8 and matmul_error < 2**-7  # Eigen's matmul, without oneDNN, was within 2^-7
+    assert bias_gradient.main(["--timing", "--rounds", "0"]) == 2
+    assert "Received: rounds=0" in capsys.readouterr().err
 
 
 @pytest.mark.xdist_group("benchmarks")
@@ -182,6 +209,7 @@ def test_isolated_benchmark_smoke(capsys):
     assert headers[:5] == ["model", "precision", "ours img/s", "torch img/s", "ours / torch"]
     assert rows[0][:2] == ["resnet20", "float32"] and numeric(rows[0][2]) > 0 and numeric(rows[0][3]) > 0
     assert isolated.main(["--model", "vgg99"]) == 2 and "Received: model='vgg99'" in capsys.readouterr().err
+    assert isolated.main(["--model", "vgg16"]) == 2 and "PyTorch twin" in capsys.readouterr().err
     assert (
         isolated.main(["--rounds", "0"]) == 2 and "--rounds must be at least 1. Received: 0" in capsys.readouterr().err
     )
@@ -276,7 +304,10 @@ def test_resnet_with_fused_batch_norm_loads_in_safe_mode(tmp_path):
     model = keras_convnets.get_model("resnet20", input_shape=(16, 16, 3), classes=3)
     assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization)
     assert isinstance(model.get_layer("conv1_conv"), Conv2D)
-    assert type(keras_convnets.get_model("vgg11", input_shape=(32, 32, 3), classes=3).get_layer("fc1")) is Dense
+    vgg = keras_convnets.get_model("vgg11", input_shape=(32, 32, 3), classes=3, fc_units=32)
+    assert type(vgg.get_layer("block1_conv1")) is Conv2D and type(vgg.get_layer("fc2")) is Dense
+    googlenet = keras_convnets.get_model("googlenet", input_shape=(224, 224, 3), classes=3, reduction_scale=0.25)
+    assert type(googlenet.get_layer("aux1_fc1")) is Dense and type(googlenet.get_layer("aux2_fc1")) is Dense
     x = np.random.RandomState(2).rand(2, 16, 16, 3).astype("float32") * 255
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(x, np.array([0, 2]), epochs=1, verbose=0)  # moving statistics move off their initial values
@@ -308,6 +339,7 @@ def _conv_step(layer, x, weights):
     [(1, "same", (7, 7)), (2, "same", (7, 5)), (2, "valid", (8, 8)), (3, "same", (10, 10)), ((2, 1), "same", (7, 5))],
 )
 def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monkeypatch, policy, strides, padding, size):
+    monkeypatch.setattr(convnet_layers, "_sums_bias_by_matmul", lambda: False)  # one MatMul: the kernel's (bias below)
     rows, cols = (strides, strides) if isinstance(strides, int) else strides
     rng = np.random.RandomState(4)
     x = tf.constant(rng.randn(3, *size, 5).astype("float32"))
@@ -344,10 +376,15 @@ def test_pointwise_matmul_weight_gradient_matches_the_convolution_gradient(monke
 @pytest.mark.parametrize("matmul", [False, True])
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("kernel_size", [1, 3])
-def test_bias_gradient_sums_in_float32(monkeypatch, policy, matmul, kernel_size):
-    """4,096 ones sum to 4,096, exact in bfloat16 (Keras's `BiasAddGrad`, summing bfloat16 in bfloat16, stalls at 256);
-    the output is Keras's layer's, bit for bit."""
+@pytest.mark.parametrize("bias_by_matmul", [False, True])
+def test_bias_gradient_sums_in_float32(monkeypatch, policy, matmul, kernel_size, bias_by_matmul):
+    """4,096 ones sum to 4,096, exact in bfloat16 (TensorFlow's `BiasAddGrad`, summing bfloat16 in bfloat16, stalls at
+    256). On random inputs and output gradients, the output and the input gradient are Keras's layer's bit for bit (and
+    the kernel gradient too, where no matmul computes it), and the bias gradient is within one bfloat16 rounding of
+    the float64 sum. Both float32 sums: the cast and sum, and the bfloat16 matmul with a row of ones (a CPU with AMX;
+    forced here, so on a CPU without oneDNN it runs Eigen's matmul, whose sum was within 2^-7)."""
     monkeypatch.setattr(Conv2D, "matmul_weight_gradient", matmul)
+    monkeypatch.setattr(convnet_layers, "_sums_bias_by_matmul", lambda: bias_by_matmul)
     layer = Conv2D(3, kernel_size, padding="same", dtype=policy)
     layer.build((None, 64, 64, 2))
     reference = keras.layers.Conv2D(3, kernel_size, padding="same", dtype=policy)
@@ -356,37 +393,57 @@ def test_bias_gradient_sums_in_float32(monkeypatch, policy, matmul, kernel_size)
     x = tf.ones((1, 64, 64, 2))
     (y, _, dw, db), graph = _conv_step(layer, x, tf.ones((1, 64, 64, 3)))
     np.testing.assert_array_equal(y, tf.cast(reference(x, training=True), "float64").numpy())
-    assert ("MatMul" in graph) == (matmul and kernel_size == 1)
+    low = policy == "mixed_bfloat16"
+    kernel_matmuls = int(matmul and kernel_size == 1)
+    assert graph.count("MatMul") == kernel_matmuls + int(bias_by_matmul and (low or kernel_matmuls == 1))
+    assert graph.count("BiasAddGrad") == int(not low and not kernel_matmuls)  # float32 without the matmul: Keras's
     np.testing.assert_array_equal(db, [4096.0] * 3)
     if kernel_size == 1:
         np.testing.assert_array_equal(dw, np.full((1, 1, 2, 3), 4096.0))
+    x = tf.random.stateless_uniform((2, 16, 16, 2), seed=[5, 6], minval=-1.0, maxval=1.0)
+    weights = tf.random.stateless_normal((2, 16, 16, 3), seed=[7, 8])
+    (y, dx, dw, db), _ = _conv_step(layer, x, weights)
+    (y_ref, dx_ref, dw_ref, _), _ = _conv_step(reference, x, weights)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    if not (matmul and kernel_size == 1):
+        np.testing.assert_array_equal(dw, dw_ref)
+    dy = tf.cast(tf.cast(weights, reference.compute_dtype), "float64").numpy()
+    exact = dy.sum(axis=(0, 1, 2))
+    tolerance = (2**-7 if bias_by_matmul else 2**-8) if low else 1e-6
+    assert np.abs(db - exact).max() <= tolerance * np.abs(exact).max()
     assert convnet_layers._sums_bias_in_float32(layer, True) == (policy == "mixed_bfloat16")
     assert not convnet_layers._sums_bias_in_float32(layer, False)
     assert not convnet_layers._sums_bias_in_float32(layer, None)
+    assert not convnet_layers._sums_bias_in_float32(layer, tf.constant(True))  # symbolic: Keras's path
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("shape", [(1024, 2), (4, 256, 2)])
 def test_dense_bias_gradient_sums_in_float32(policy, shape):
     """A bias gradient over 1,024 rows of ones is 1,024, exact in bfloat16 (TensorFlow's bfloat16 sum of Keras's
-    broadcast addition stalls at 256), for 2-D and 3-D inputs; the output, the input gradient and the kernel gradient
-    are Keras's layer's, bit for bit."""
-    layer, reference = Dense(3, dtype=policy), keras.layers.Dense(3, dtype=policy)
+    broadcast addition stalls at 256), for 2-D and 3-D inputs. On random inputs and output gradients (and a ReLU),
+    the output, the input gradient and the kernel gradient are Keras's layer's, bit for bit."""
+    layer = Dense(3, activation="relu", dtype=policy)
+    reference = keras.layers.Dense(3, activation="relu", dtype=policy)
     for each in (layer, reference):
         each.build((None, *shape[1:]))
-    reference.set_weights(layer.get_weights())
-    x = tf.ones(shape)
+        each.set_weights([np.abs(w) for w in layer.get_weights()])  # positive: ones reach every output past the ReLU
 
     @tf.function
-    def step(dense, x):
+    def step(dense, x, weights):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = dense(x, training=True)
-            total = tf.reduce_sum(tf.cast(y, "float32"))
+            total = tf.reduce_sum(tf.cast(y, "float32") * weights)
         return [tf.cast(t, "float64") for t in (y, *tape.gradient(total, [x, dense.kernel, dense.bias]))]
 
-    (y, dx, dw, db), (y_ref, dx_ref, dw_ref, _) = step(layer, x), step(reference, x)
+    out_shape = (*shape[:-1], 3)
+    *_, db = step(layer, tf.ones(shape), tf.ones(out_shape))
     np.testing.assert_array_equal(db, [1024.0] * 3)
+    x = tf.random.stateless_uniform(shape, seed=[1, 2], minval=-1.0, maxval=1.0)
+    weights = tf.random.stateless_normal(out_shape, seed=[3, 4])
+    (y, dx, dw, _), (y_ref, dx_ref, dw_ref, _) = step(layer, x, weights), step(reference, x, weights)
     for ours, keras_own in ((y, y_ref), (dx, dx_ref), (dw, dw_ref)):
         np.testing.assert_array_equal(ours, keras_own)
     assert convnet_layers._sums_bias_in_float32(layer, True) == (policy == "mixed_bfloat16")
@@ -394,6 +451,40 @@ def test_dense_bias_gradient_sums_in_float32(policy, shape):
     unbiased = Dense(3, use_bias=False, dtype=policy)
     unbiased.build((None, 2))
     assert not convnet_layers._sums_bias_in_float32(unbiased, True)
+
+
+def test_fit_sums_bias_gradients_in_float32_and_predict_does_not(monkeypatch):
+    """`fit` calls the layers with training=True, so a mixed_bfloat16 model's biased Conv2D and Dense take the
+    float32 bias sum there; building the model and `predict` keep Keras's path."""
+    calls = []
+    add_bias = convnet_layers._add_bias
+    monkeypatch.setattr(convnet_layers, "_add_bias", lambda *args: calls.append(args[2]) or add_bias(*args))
+    inputs = keras.Input((8, 8, 2))
+    x = Conv2D(4, 3, data_format="channels_last", dtype="mixed_bfloat16")(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, Dense(3, dtype="mixed_bfloat16")(x))
+    data = np.random.RandomState(0).rand(8, 8, 8, 2).astype("float32"), np.zeros((8, 3), "float32")
+    model.predict(data[0], verbose=0)
+    assert calls == []
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(*data, batch_size=4, epochs=1, verbose=0)
+    assert calls and len(calls) % 2 == 0  # both layers, in each trace of the training step
+
+
+def test_dense_quantizes_as_keras_dense(tmp_path):
+    """Keras's `Dense.quantize` refuses subclasses by default: ours opts in, so `model.quantize("int8")` quantizes
+    VGG's fc1 and fc2 (most of its weights), and the quantized model saves and loads in safe mode."""
+    import keras_convnets
+
+    model = keras_convnets.get_model("vgg11", input_shape=(32, 32, 3), classes=3, fc_units=32)
+    x = np.random.RandomState(1).rand(2, 32, 32, 3).astype("float32") * 255
+    model.quantize("int8")
+    assert [model.get_layer(name).quantization_mode for name in ("fc1", "fc2", "predictions")] == ["int8"] * 3
+    path = str(tmp_path / "q.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("fc1")) is Dense and loaded.get_layer("fc1").quantization_mode == "int8"
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_pointwise_matmul_weight_gradient_is_chosen_only_where_it_was_measured_faster(monkeypatch):

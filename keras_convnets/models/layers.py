@@ -238,11 +238,21 @@ def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
     return forward(inputs, kernel)
 
 
+def _sums_bias_by_matmul() -> bool:
+    """Where a bfloat16 bias gradient is summed as a matmul with a row of ones: a CPU with AMX and no GPU, where
+    oneDNN's bfloat16 matmul (accumulating in float32, as oneDNN's bfloat16 kernels do) was measured 3-6x faster than
+    a float32 cast and sum, and 1.8-3.6x faster than TensorFlow's own `BiasAddGrad`, on VGG-16's shapes (`python -m
+    benchmarks.bias_gradient --timing`). Elsewhere the gradient is cast to float32 and summed."""
+    return _matmul_weight_gradient_pays()
+
+
 def _add_bias(outputs, bias, data_format: str):
     """`outputs + bias` (the bias along the channels axis: last, or second under "channels_first"), whose bias gradient
     sums the output gradient in float32 and rounds once (its input gradient is the output gradient, as for any
     addition). TensorFlow sums a bfloat16 bias gradient in bfloat16 (`BiasAddGrad`, and the broadcast sum of Keras's
-    `Dense`), which stalls: 4,096 ones sum to 256, as Keras's own `Conv2D` and `Dense` give them in mixed_bfloat16."""
+    `Dense`), which stalls: 4,096 ones sum to 256, as Keras's own `Conv2D` and `Dense` give them in mixed_bfloat16.
+    Channels last, on a CPU with AMX, the float32 sum is a bfloat16 matmul with a row of ones (`_sums_bias_by_matmul`);
+    otherwise a cast to float32 and a sum."""
     import tensorflow as tf
 
     rank = len(outputs.shape)
@@ -250,11 +260,17 @@ def _add_bias(outputs, bias, data_format: str):
         shape, axes = (1,) * (rank - 1) + (-1,), list(range(rank - 1))
     else:
         shape, axes = (1, -1) + (1,) * (rank - 2), [0, *range(2, rank)]
+    by_matmul = data_format == "channels_last" and _sums_bias_by_matmul()
 
     @tf.custom_gradient
     def add(y, b):
         def gradient(dy):
-            return dy, tf.cast(tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes), b.dtype)
+            if by_matmul:
+                rows = tf.reshape(dy, [-1, tf.shape(dy)[-1]])
+                total = tf.reshape(tf.matmul(tf.ones([1, tf.shape(rows)[0]], dy.dtype), rows), [-1])
+            else:
+                total = tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes)
+            return dy, tf.cast(total, b.dtype)
 
         return ops.add(y, ops.reshape(b, shape)), gradient
 
@@ -262,10 +278,10 @@ def _add_bias(outputs, bias, data_format: str):
 
 
 def _custom_gradient_allowed(layer, training) -> bool:
-    """Whether `layer`'s call may take a custom training gradient: training, on TensorFlow, without LoRA or
-    quantization."""
+    """Whether `layer`'s call may take a custom training gradient: training (a Python bool, as Keras's `fit` and
+    `train_step` pass it; a symbolic `training` keeps Keras's path), on TensorFlow, without LoRA or quantization."""
     return bool(
-        training
+        training is True
         and keras.backend.backend() == "tensorflow"
         and not layer.lora_enabled
         and not getattr(layer, "quantization_mode", None)
@@ -287,10 +303,15 @@ class Dense(keras.layers.Dense):
     """`keras.layers.Dense` whose bias gradient is summed in float32 in bfloat16 training (TensorFlow).
 
     Keras adds the bias with a broadcast addition, whose gradient TensorFlow sums over the batch in bfloat16: the sum
-    stalls at 256 (a batch of 1,024 ones gives 256), and a batch of 1,024 normal gradients was 3% off. This layer
-    sums in float32 and rounds once. Everything else (the forward pass, the kernel and input gradients, the weights,
-    the config, inference and export) is Keras's.
+    stalls at 256 (a batch of 1,024 or 4,096 ones gives 256), and a batch of 4,096 normal gradients was 3.1% off
+    (`python -m benchmarks.bias_gradient`). This layer sums in float32 and rounds once. Everything else (the forward
+    pass, the kernel and input gradients, the weights, the config, quantization, inference and export) is Keras's.
     """
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Keras's `Dense.quantize` refuses subclasses unless told not to check: this one adds no weights and its
+        # quantized call is Keras's (`_custom_gradient_allowed` is False once quantized).
+        return super().quantize(mode, type_check=False, config=config)
 
     def call(self, inputs, training=None):
         if not _sums_bias_in_float32(self, training):
@@ -315,7 +336,7 @@ class Conv2D(keras.layers.Conv2D):
     inference or exported graph are `keras.layers.Conv2D`'s.
 
     In bfloat16 training (TensorFlow), a bias's gradient is summed in float32 and rounded once, whatever the kernel:
-    Keras's `BiasAddGrad` sums it in bfloat16, which stalls (4,096 ones sum to 256).
+    TensorFlow's `BiasAddGrad`, which Keras's layer gets, sums it in bfloat16, which stalls (4,096 ones sum to 256).
 
     `matmul_weight_gradient` (a class attribute, or set on one layer): "auto" (the matmul for stride 1, in bfloat16,
     on a CPU with AMX and no GPU), True (the matmul for every eligible layer, strided too: 1x1, channels last, no
