@@ -169,10 +169,21 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="--timing: interleaved rounds (median reported)")
     parser.add_argument("--smoke", action="store_true", help="--timing: one tiny shape, one round")
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+
+    def argv_has(flag: str) -> bool:
+        return any(arg == flag or arg.startswith(flag + "=") for arg in given)
 
     def report() -> str:
         if args.timing:
+            if argv_has("--sizes"):
+                raise ValueError(f"`--sizes` does not apply to `--timing`. Received: --sizes={args.sizes}")
+            if args.rounds < 1:
+                raise ValueError(f"`--rounds` must be a positive integer. Received: --rounds={args.rounds}")
             return timing(rounds=args.rounds, smoke=args.smoke, log=lambda line: print(line, file=sys.stderr))
+        for flag in ("--smoke", "--rounds"):
+            if argv_has(flag):
+                raise ValueError(f"`{flag}` applies to `--timing` only. Received: {flag} without --timing")
         try:
             sizes = tuple(int(size) for size in args.sizes.split(",") if size.strip())
         except ValueError:

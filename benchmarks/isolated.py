@@ -54,13 +54,11 @@ def child(framework: str, model: str, precision: str, *, rounds: int, steps: int
 def benchmark(model: str, precision: str, *, repeats: int = 2, rounds: int = 3, steps: int = 2, smoke: bool = False):
     from benchmarks import train
 
-    if model not in train.WORKLOADS:
-        raise ValueError(f"`model` must be one of {', '.join(train.WORKLOADS)}. Received: model={model!r}")
     if precision not in train.PRECISIONS:
         raise ValueError(f"`precision` must be one of {', '.join(train.PRECISIONS)}. Received: precision={precision!r}")
     if common.optional_torch() is None:
         raise ValueError("`benchmarks.isolated` compares with PyTorch, which is not installed (pip install torch)")
-    twins = train.torch_models().MODELS
+    twins = [name for name in train.WORKLOADS if name in train.torch_models().MODELS]
     if model not in twins:
         raise ValueError(
             f"`model` must be one with a PyTorch twin to compare with: {', '.join(twins)}. Received: model={model!r}"

@@ -238,15 +238,21 @@ def conv_weight_gradient():
 def keras_bias_gradient():
     """Our biased `Conv2D` and `Dense` layers with TensorFlow's own bias gradient (`BiasAddGrad`, and the broadcast
     sum of Keras's `Dense`), summed in bfloat16, where bfloat16 training sums it in float32: the step before that
-    change (VGG; GoogLeNet's aux fc1)."""
+    change (VGG; GoogLeNet's aux fc1). Biased 1x1 convolutions beside the matmul kernel gradient get Keras's
+    `BiasAdd` too."""
+    import tensorflow as tf
+
     from keras_convnets.models import layers
 
-    previous = layers._sums_bias_in_float32
-    layers._sums_bias_in_float32 = lambda layer, training: False
+    def keras_bias_add(outputs, bias, data_format):  # beside the 1x1 matmul gradient: Keras's `BiasAdd`
+        return tf.nn.bias_add(outputs, bias, data_format="NHWC" if data_format == "channels_last" else "NCHW")
+
+    previous = layers._sums_bias_in_float32, layers._add_bias
+    layers._sums_bias_in_float32, layers._add_bias = (lambda layer, training: False), keras_bias_add
     try:
         yield
     finally:
-        layers._sums_bias_in_float32 = previous
+        layers._sums_bias_in_float32, layers._add_bias = previous
 
 
 def _variant(name: str | None):

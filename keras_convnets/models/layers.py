@@ -7,7 +7,7 @@ import functools
 import keras
 from keras import ops
 
-from keras_convnets.utils.backend import cpu_flags
+from keras_convnets.utils.backend import cpu_flags, onednn_enabled
 from keras_convnets.utils.validation import check_int, check_number
 
 __all__ = [
@@ -203,10 +203,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 @functools.cache
 def _matmul_weight_gradient_pays() -> bool:
     """Where the 1x1 weight gradient as a matmul was measured faster (at stride 1, in bfloat16): a CPU with AMX and no
-    GPU."""
+    GPU, with TensorFlow's oneDNN kernels on (their bfloat16 matmul accumulates in float32; Eigen's, with
+    `TF_ENABLE_ONEDNN_OPTS=0`, truncated its sums towards zero and was no faster)."""
     import tensorflow as tf
 
-    return "amx_bf16" in cpu_flags() and not tf.config.list_physical_devices("GPU")
+    return "amx_bf16" in cpu_flags() and onednn_enabled() and not tf.config.list_physical_devices("GPU")
 
 
 def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
@@ -239,10 +240,10 @@ def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
 
 
 def _sums_bias_by_matmul() -> bool:
-    """Where a bfloat16 bias gradient is summed as a matmul with a row of ones: a CPU with AMX and no GPU, where
-    oneDNN's bfloat16 matmul (accumulating in float32, as oneDNN's bfloat16 kernels do) was measured 3-6x faster than
-    a float32 cast and sum, and 1.8-3.6x faster than TensorFlow's own `BiasAddGrad`, on VGG-16's shapes (`python -m
-    benchmarks.bias_gradient --timing`). Elsewhere the gradient is cast to float32 and summed."""
+    """Where a bfloat16 bias gradient is summed as a matmul with a row of ones: a CPU with AMX, oneDNN on and no
+    GPU, where oneDNN's bfloat16 matmul (accumulating in float32, as oneDNN's bfloat16 kernels do) was measured 3-6x
+    faster than a float32 cast and sum, and 1.8-3.6x faster than TensorFlow's own `BiasAddGrad`, on VGG-16's shapes
+    (`python -m benchmarks.bias_gradient --timing`). Elsewhere the gradient is cast to float32 and summed."""
     return _matmul_weight_gradient_pays()
 
 
@@ -250,9 +251,10 @@ def _add_bias(outputs, bias, data_format: str):
     """`outputs + bias` (the bias along the channels axis: last, or second under "channels_first"), whose bias gradient
     sums the output gradient in float32 and rounds once (its input gradient is the output gradient, as for any
     addition). TensorFlow sums a bfloat16 bias gradient in bfloat16 (`BiasAddGrad`, and the broadcast sum of Keras's
-    `Dense`), which stalls: 4,096 ones sum to 256, as Keras's own `Conv2D` and `Dense` give them in mixed_bfloat16.
-    Channels last, on a CPU with AMX, the float32 sum is a bfloat16 matmul with a row of ones (`_sums_bias_by_matmul`);
-    otherwise a cast to float32 and a sum."""
+    `Dense`), which stalls: 4,096 ones sum to a few hundred (256 over 3 channels, 512 over 64), as Keras's own `Conv2D`
+    and `Dense` give them in mixed_bfloat16. In bfloat16, channels last, on a CPU with AMX and oneDNN, the float32 sum
+    is a bfloat16 matmul with a row of ones (`_sums_bias_by_matmul`); otherwise a cast to float32 (float64 stays
+    float64) and a sum."""
     import tensorflow as tf
 
     rank = len(outputs.shape)
@@ -260,7 +262,9 @@ def _add_bias(outputs, bias, data_format: str):
         shape, axes = (1,) * (rank - 1) + (-1,), list(range(rank - 1))
     else:
         shape, axes = (1, -1) + (1,) * (rank - 2), [0, *range(2, rank)]
-    by_matmul = data_format == "channels_last" and _sums_bias_by_matmul()
+    low = keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    by_matmul = low and data_format == "channels_last" and _sums_bias_by_matmul()
+    wide = tf.float64 if keras.backend.standardize_dtype(outputs.dtype) == "float64" else tf.float32
 
     @tf.custom_gradient
     def add(y, b):
@@ -269,7 +273,7 @@ def _add_bias(outputs, bias, data_format: str):
                 rows = tf.reshape(dy, [-1, tf.shape(dy)[-1]])
                 total = tf.reshape(tf.matmul(tf.ones([1, tf.shape(rows)[0]], dy.dtype), rows), [-1])
             else:
-                total = tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes)
+                total = tf.reduce_sum(tf.cast(dy, wide), axis=axes)
             return dy, tf.cast(total, b.dtype)
 
         return ops.add(y, ops.reshape(b, shape)), gradient
@@ -290,7 +294,7 @@ def _custom_gradient_allowed(layer, training) -> bool:
 
 def _sums_bias_in_float32(layer, training) -> bool:
     """A biased layer's training call in bfloat16 on TensorFlow, where TensorFlow would sum the bias gradient in
-    bfloat16 (4,096 ones sum to 256). float16 (GPUs) was not measured and keeps Keras's path."""
+    bfloat16 (4,096 ones sum to a few hundred). float16 (GPUs) was not measured and keeps Keras's path."""
     return (
         layer.use_bias
         and keras.backend.standardize_dtype(layer.compute_dtype) == "bfloat16"
@@ -303,14 +307,18 @@ class Dense(keras.layers.Dense):
     """`keras.layers.Dense` whose bias gradient is summed in float32 in bfloat16 training (TensorFlow).
 
     Keras adds the bias with a broadcast addition, whose gradient TensorFlow sums over the batch in bfloat16: the sum
-    stalls at 256 (a batch of 1,024 or 4,096 ones gives 256), and a batch of 4,096 normal gradients was 3.1% off
-    (`python -m benchmarks.bias_gradient`). This layer sums in float32 and rounds once. Everything else (the forward
-    pass, the kernel and input gradients, the weights, the config, quantization, inference and export) is Keras's.
+    stalls at a few hundred (a batch of 1,024 ones gives 256, and 4,096 give 512 over 64 channels), and a batch of
+    4,096 gradients with a mean of 1 was 51% off (`python -m benchmarks.bias_gradient`). This layer sums in float32
+    and rounds once. Everything else (the forward pass, the kernel and input gradients, the weights, the config,
+    quantization, inference and export) is Keras's.
     """
 
     def quantize(self, mode=None, type_check=True, config=None):
-        # Keras's `Dense.quantize` refuses subclasses unless told not to check: this one adds no weights and its
-        # quantized call is Keras's (`_custom_gradient_allowed` is False once quantized).
+        # Keras's `Dense.quantize` refuses subclasses unless told not to check: this class adds no weights and its
+        # quantized call is Keras's (`_custom_gradient_allowed` is False once quantized). Subclasses of it are refused
+        # as Keras refuses them.
+        if type_check and type(self) is not Dense:
+            raise self._not_implemented_error(self.quantize)
         return super().quantize(mode, type_check=False, config=config)
 
     def call(self, inputs, training=None):
@@ -336,7 +344,8 @@ class Conv2D(keras.layers.Conv2D):
     inference or exported graph are `keras.layers.Conv2D`'s.
 
     In bfloat16 training (TensorFlow), a bias's gradient is summed in float32 and rounded once, whatever the kernel:
-    TensorFlow's `BiasAddGrad`, which Keras's layer gets, sums it in bfloat16, which stalls (4,096 ones sum to 256).
+    TensorFlow's `BiasAddGrad`, which Keras's layer gets, sums it in bfloat16, which stalls (4,096 ones sum to a few
+    hundred).
 
     `matmul_weight_gradient` (a class attribute, or set on one layer): "auto" (the matmul for stride 1, in bfloat16,
     on a CPU with AMX and no GPU), True (the matmul for every eligible layer, strided too: 1x1, channels last, no

@@ -8,7 +8,7 @@ Keras is imported.
 
 from __future__ import annotations
 
-__all__ = ["TENSORFLOW", "cpu_flags", "require_tensorflow_backend"]
+__all__ = ["TENSORFLOW", "cpu_flags", "onednn_enabled", "require_tensorflow_backend"]
 
 TENSORFLOW = "tensorflow"
 
@@ -23,6 +23,16 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (on by default on x86 CPUs with AVX512-VNNI,
+    AVX512-BF16 or AMX; `TF_ENABLE_ONEDNN_OPTS` turns them on or off). False where TensorFlow cannot say."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def require_tensorflow_backend(what: str) -> None:
