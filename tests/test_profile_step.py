@@ -151,7 +151,7 @@ def test_the_xla_variant_compiles_the_same_step_with_xla():
 
 
 def test_unknown_variants_are_refused():
-    allowed = "channels_first, conv_weight_gradient, fused_sgd, xla"
+    allowed = "channels_first, conv_weight_gradient, fused_sgd, keras_bias_gradient, xla"
     with pytest.raises(ValueError, match=f"`variant` must be one of {allowed}"):
         train.benchmark(models=("resnet20",), smoke=True, use_torch=False, variants=("nchw",))
 
