@@ -163,7 +163,9 @@ def timing(*, rounds: int = 5, smoke: bool = False, log=None) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bias_gradient", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bias_gradient", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated entries summed per channel")
     parser.add_argument("--timing", action="store_true", help="time the three sums on VGG-16's shapes instead")
     parser.add_argument("--rounds", type=int, default=5, help="--timing: interleaved rounds (median reported)")

@@ -236,8 +236,8 @@ def conv_weight_gradient():
 
 @contextlib.contextmanager
 def keras_bias_gradient():
-    """Our biased `Conv2D` and `Dense` layers with TensorFlow's own bias gradient (`BiasAddGrad`, and the broadcast
-    sum of Keras's `Dense`), summed in bfloat16, where bfloat16 training sums it in float32: the step before that
+    """Our biased `Conv2D` and `Dense` layers with TensorFlow's own bias gradient (`BiasAddGrad`, as Keras's layers
+    get it), summed in bfloat16, where bfloat16 training sums it in float32: the step before that
     change (VGG; GoogLeNet's aux fc1). Biased 1x1 convolutions beside the matmul kernel gradient get Keras's
     `BiasAdd` too."""
     import tensorflow as tf

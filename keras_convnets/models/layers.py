@@ -203,11 +203,11 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 @functools.cache
 def _matmul_weight_gradient_pays() -> bool:
     """Where the 1x1 weight gradient as a matmul was measured faster (at stride 1, in bfloat16): a CPU with AMX and no
-    GPU, with TensorFlow's oneDNN kernels on (their bfloat16 matmul accumulates in float32; Eigen's, with
-    `TF_ENABLE_ONEDNN_OPTS=0`, truncated its sums towards zero and was no faster)."""
+    GPU. (With TensorFlow's oneDNN kernels off, `TF_ENABLE_ONEDNN_OPTS=0`, Eigen's bfloat16 `Conv2DBackpropFilter` was
+    still far slower and coarser than Eigen's matmul, so the matmul stays.)"""
     import tensorflow as tf
 
-    return "amx_bf16" in cpu_flags() and onednn_enabled() and not tf.config.list_physical_devices("GPU")
+    return "amx_bf16" in cpu_flags() and not tf.config.list_physical_devices("GPU")
 
 
 def _pointwise_conv(inputs, kernel, strides: tuple[int, int], conv):
@@ -243,18 +243,19 @@ def _sums_bias_by_matmul() -> bool:
     """Where a bfloat16 bias gradient is summed as a matmul with a row of ones: a CPU with AMX, oneDNN on and no
     GPU, where oneDNN's bfloat16 matmul (accumulating in float32, as oneDNN's bfloat16 kernels do) was measured 3-6x
     faster than a float32 cast and sum, and 1.8-3.6x faster than TensorFlow's own `BiasAddGrad`, on VGG-16's shapes
-    (`python -m benchmarks.bias_gradient --timing`). Elsewhere the gradient is cast to float32 and summed."""
-    return _matmul_weight_gradient_pays()
+    (`python -m benchmarks.bias_gradient --timing`). Elsewhere the gradient is cast to float32 and summed: Eigen's
+    bfloat16 matmul (oneDNN off) truncated its sums, up to 0.73% off, and was no faster than the cast and sum."""
+    return _matmul_weight_gradient_pays() and onednn_enabled()
 
 
 def _add_bias(outputs, bias, data_format: str):
     """`outputs + bias` (the bias along the channels axis: last, or second under "channels_first"), whose bias gradient
     sums the output gradient in float32 and rounds once (its input gradient is the output gradient, as for any
-    addition). TensorFlow sums a bfloat16 bias gradient in bfloat16 (`BiasAddGrad`, and the broadcast sum of Keras's
-    `Dense`), which stalls: 4,096 ones sum to a few hundred (256 over 3 channels, 512 over 64), as Keras's own `Conv2D`
-    and `Dense` give them in mixed_bfloat16. In bfloat16, channels last, on a CPU with AMX and oneDNN, the float32 sum
-    is a bfloat16 matmul with a row of ones (`_sums_bias_by_matmul`); otherwise a cast to float32 (float64 stays
-    float64) and a sum."""
+    addition). TensorFlow sums a bfloat16 bias gradient in bfloat16 (`BiasAddGrad`, which Keras's `Dense` gets too,
+    through `tf.nn.bias_add`), which stalls: 4,096 ones sum to a few hundred (256 over 3 channels, 512 over 64), as
+    Keras's own `Conv2D` and `Dense` give them in mixed_bfloat16. In bfloat16, channels last, on a CPU with AMX and
+    oneDNN, the float32 sum is a bfloat16 matmul with a row of ones (`_sums_bias_by_matmul`); otherwise a cast to
+    float32 (float64 stays float64) and a sum."""
     import tensorflow as tf
 
     rank = len(outputs.shape)
@@ -306,7 +307,7 @@ def _sums_bias_in_float32(layer, training) -> bool:
 class Dense(keras.layers.Dense):
     """`keras.layers.Dense` whose bias gradient is summed in float32 in bfloat16 training (TensorFlow).
 
-    Keras adds the bias with a broadcast addition, whose gradient TensorFlow sums over the batch in bfloat16: the sum
+    Keras adds the bias with `tf.nn.bias_add`, whose gradient TensorFlow sums over the batch in bfloat16: the sum
     stalls at a few hundred (a batch of 1,024 ones gives 256, and 4,096 give 512 over 64 channels), and a batch of
     4,096 gradients with a mean of 1 was 51% off (`python -m benchmarks.bias_gradient`). This layer sums in float32
     and rounds once. Everything else (the forward pass, the kernel and input gradients, the weights, the config,

@@ -26,13 +26,15 @@ def cpu_flags() -> set[str]:
 
 
 def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its oneDNN CPU kernels in this process (on by default on x86 CPUs with AVX512-VNNI,
-    AVX512-BF16 or AMX; `TF_ENABLE_ONEDNN_OPTS` turns them on or off). False where TensorFlow cannot say."""
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (its default depends on the CPU: on for x86
+    CPUs with AVX512-VNNI, AVX512-BF16, AVX-VNNI or AMX; `TF_ENABLE_ONEDNN_OPTS` turns them on or off; TensorFlow
+    reads it once per process). False where this TensorFlow cannot say (a private API: `IsMklEnabled`)."""
     try:
         from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
         return False
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def require_tensorflow_backend(what: str) -> None:
