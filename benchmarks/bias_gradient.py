@@ -98,30 +98,24 @@ def bias_sums(shape):
     import numpy as np
     import tensorflow as tf
 
+    from keras_convnets.models.layers import _bias_gradient_sum
+
     dy = tf.cast(tf.random.stateless_normal(shape, seed=[1, 2]) + 1, tf.bfloat16)
     exact = tf.cast(dy, tf.float64).numpy().reshape(-1, shape[-1]).sum(axis=0)
+
+    def package(by_matmul: bool):  # the layers' sum, rounded to the gradient's dtype as they round it
+        return tf.function(lambda d: tf.cast(_bias_gradient_sum(d, [0, 1, 2], by_matmul=by_matmul), d.dtype))
+
     functions = {
         "BiasAddGrad": tf.function(lambda d: tf.raw_ops.BiasAddGrad(out_backprop=d)),
-        "cast and sum": tf.function(lambda d: tf.cast(tf.reduce_sum(tf.cast(d, tf.float32), axis=[0, 1, 2]), d.dtype)),
-        "matmul": tf.function(
-            lambda d: tf.reshape(
-                tf.matmul(tf.ones([1, tf.size(d) // d.shape[-1]], d.dtype), tf.reshape(d, [-1, d.shape[-1]])), [-1]
-            )
-        ),
+        "cast and sum": package(by_matmul=False),
+        "matmul": package(by_matmul=True),
     }
     errors = {
         name: float(np.abs(tf.cast(f(dy), tf.float64).numpy() - exact).max() / np.abs(exact).max())
         for name, f in functions.items()
     }
-
-    def runner(function):
-        def run(steps: int):
-            for _ in range(steps):
-                function(dy).numpy()
-
-        return run
-
-    return {name: runner(f) for name, f in functions.items()}, errors
+    return {name: common.steps_of(f, dy) for name, f in functions.items()}, errors
 
 
 def timing(*, rounds: int = 5, smoke: bool = False, log=None) -> str:
@@ -166,28 +160,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bias_gradient", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated entries summed per channel")
+    parser.add_argument("--sizes", help="comma-separated entries summed per channel (default: 32,256,1024,4096)")
     parser.add_argument("--timing", action="store_true", help="time the three sums on VGG-16's shapes instead")
-    parser.add_argument("--rounds", type=int, default=5, help="--timing: interleaved rounds (median reported)")
+    parser.add_argument("--rounds", type=int, help="--timing: interleaved rounds, median reported (default: 5)")
     parser.add_argument("--smoke", action="store_true", help="--timing: one tiny shape, one round")
     args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else list(argv)
-
-    def argv_has(flag: str) -> bool:
-        return any(arg == flag or arg.startswith(flag + "=") for arg in given)
 
     def report() -> str:
         if args.timing:
-            if argv_has("--sizes"):
+            if args.sizes is not None:
                 raise ValueError(f"`--sizes` does not apply to `--timing`. Received: --sizes={args.sizes}")
-            if args.rounds < 1:
-                raise ValueError(f"`--rounds` must be a positive integer. Received: --rounds={args.rounds}")
-            return timing(rounds=args.rounds, smoke=args.smoke, log=lambda line: print(line, file=sys.stderr))
-        for flag in ("--smoke", "--rounds"):
-            if argv_has(flag):
+            rounds = 5 if args.rounds is None else args.rounds
+            if rounds < 1:
+                raise ValueError(f"`--rounds` must be a positive integer. Received: --rounds={rounds}")
+            return timing(rounds=rounds, smoke=args.smoke, log=lambda line: print(line, file=sys.stderr))
+        for flag, given in (("--smoke", args.smoke), ("--rounds", args.rounds is not None)):
+            if given:
                 raise ValueError(f"`{flag}` applies to `--timing` only. Received: {flag} without --timing")
+        text = ",".join(map(str, SIZES)) if args.sizes is None else args.sizes
         try:
-            sizes = tuple(int(size) for size in args.sizes.split(",") if size.strip())
+            sizes = tuple(int(size) for size in text.split(",") if size.strip())
         except ValueError:
             sizes = None
         if not sizes or any(not 1 <= size <= MAX_SIZE for size in sizes):

@@ -77,6 +77,17 @@ def measure(
     return timings
 
 
+def steps_of(function: Callable, *args) -> Callable[[int], None]:
+    """`run(steps)` for a `Config`: `steps` calls of `function(*args)`, each result read back (`.numpy()`), so that
+    a call has finished before the next starts and the timer stops."""
+
+    def run(steps: int):
+        for _ in range(steps):
+            function(*args).numpy()
+
+    return run
+
+
 def matmul_config(dtype: str = "float32", size: int = 1024, repeats: int = 8) -> Config:
     """A TensorFlow matmul of two `size` x `size` matrices, `repeats` times per step; items are FLOPs, so the
     measured rate is FLOP/s. bfloat16 runs oneDNN's AVX512-BF16 kernels where the CPU has them."""
@@ -93,11 +104,7 @@ def matmul_config(dtype: str = "float32", size: int = 1024, repeats: int = 8) ->
             a = tf.matmul(a, b)
         return tf.reduce_sum(tf.cast(a[:8], tf.float32))
 
-    def run(steps: int):
-        for _ in range(steps):
-            chain(a, b).numpy()
-
-    return Config(f"matmul {dtype}", run, items=2.0 * size**3 * repeats, steps=2, warmup=2)
+    return Config(f"matmul {dtype}", steps_of(chain, a, b), items=2.0 * size**3 * repeats, steps=2, warmup=2)
 
 
 def load_average() -> str:

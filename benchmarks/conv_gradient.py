@@ -71,14 +71,7 @@ def gradient_functions(shape, dtype: str):
     a, b = (tf.cast(f(x, dy), tf.float32) for f in (conv, matmul))
     difference = float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
 
-    def runner(function):
-        def run(steps: int):
-            for _ in range(steps):
-                function(x, dy).numpy()
-
-        return run
-
-    return runner(conv), runner(matmul), difference
+    return common.steps_of(conv, x, dy), common.steps_of(matmul, x, dy), difference
 
 
 def benchmark(*, precisions=PRECISIONS, rounds: int = 5, smoke: bool = False, log=None) -> str:

@@ -248,6 +248,17 @@ def _sums_bias_by_matmul() -> bool:
     return _matmul_weight_gradient_pays() and onednn_enabled()
 
 
+def _bias_gradient_sum(dy, axes, *, by_matmul: bool):
+    """The bias gradient of `dy` summed over `axes` in float32 (float64 stays float64): a bfloat16 matmul with a row
+    of ones where `by_matmul` (channels last; oneDNN accumulates it in float32), otherwise a cast and a sum."""
+    import tensorflow as tf
+
+    if by_matmul:
+        rows = tf.reshape(dy, [-1, tf.shape(dy)[-1]])
+        return tf.reshape(tf.matmul(tf.ones([1, tf.shape(rows)[0]], dy.dtype), rows), [-1])
+    return tf.reduce_sum(tf.cast(dy, tf.float64 if dy.dtype == tf.float64 else tf.float32), axis=axes)
+
+
 def _add_bias(outputs, bias, data_format: str):
     """`outputs + bias` (the bias along the channels axis: last, or second under "channels_first"), whose bias gradient
     sums the output gradient in float32 and rounds once (its input gradient is the output gradient, as for any
@@ -265,17 +276,11 @@ def _add_bias(outputs, bias, data_format: str):
         shape, axes = (1, -1) + (1,) * (rank - 2), [0, *range(2, rank)]
     low = keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
     by_matmul = low and data_format == "channels_last" and _sums_bias_by_matmul()
-    wide = tf.float64 if keras.backend.standardize_dtype(outputs.dtype) == "float64" else tf.float32
 
     @tf.custom_gradient
     def add(y, b):
         def gradient(dy):
-            if by_matmul:
-                rows = tf.reshape(dy, [-1, tf.shape(dy)[-1]])
-                total = tf.reshape(tf.matmul(tf.ones([1, tf.shape(rows)[0]], dy.dtype), rows), [-1])
-            else:
-                total = tf.reduce_sum(tf.cast(dy, wide), axis=axes)
-            return dy, tf.cast(total, b.dtype)
+            return dy, tf.cast(_bias_gradient_sum(dy, axes, by_matmul=by_matmul), b.dtype)
 
         return ops.add(y, ops.reshape(b, shape)), gradient
 
